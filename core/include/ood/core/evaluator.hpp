@@ -1,0 +1,81 @@
+#pragma once
+// Evaluation: one model forward per batch shared by all detectors, fitting of the
+// detectors that need it, scores for the ID set and every OOD set, and OODMetrics.
+#include <ATen/Tensor.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ood/augmentation.hpp"
+#include "ood/core/metrics.hpp"
+#include "ood/dataset.hpp"
+#include "ood/detector.hpp"
+#include "ood/model.hpp"
+
+namespace ood::core {
+
+struct NamedDetector {
+  std::string name;
+  std::shared_ptr<Detector> detector;
+  bool fits = false;  // fitted on the fit set in this run
+};
+
+struct EvalSet {
+  std::string name;     // "in" or the OOD set's name
+  std::string pointer;  // where it is described ("/data/out/noise")
+  std::shared_ptr<const Dataset> dataset;
+};
+
+struct EvaluatorOptions {
+  std::int64_t batch_size = 128;
+  std::int64_t workers = 2;
+  std::int64_t max_samples = 0;
+  std::uint64_t seed = 0;
+  at::Device device = at::kCPU;
+};
+
+/// Scores of one dataset, in dataset order.
+struct SetScores {
+  std::string name;
+  bool ood = false;                 // the set's role: OOD sets are the positive class
+  at::Tensor labels;                // [N] int64, the dataset's own labels
+  at::Tensor indices;               // [N] int64, dataset indices
+  std::vector<at::Tensor> scores;   // one [N] tensor per detector, in detector order
+};
+
+struct EvaluationResult {
+  std::vector<std::string> detectors;
+  SetScores in;
+  std::vector<SetScores> out;
+  /// metrics[o][d]: OOD set o against the ID set, detector d.
+  std::vector<std::vector<OODMetricValues>> metrics;
+  double seconds_fit = 0;
+  double seconds_score = 0;
+};
+
+class Evaluator {
+ public:
+  Evaluator(std::shared_ptr<Model> model, std::vector<NamedDetector> detectors,
+            std::vector<std::shared_ptr<const Augmentation>> transforms, EvaluatorOptions options);
+
+  /// Fits every detector marked `fits` on `fit_set` (one forward per batch for all).
+  void fit(const EvalSet& fit_set);
+  /// Scores one set with every detector.
+  SetScores score(const EvalSet& set, bool ood);
+  /// Scores the ID set and every OOD set, then computes the metrics of each OOD set
+  /// against the ID set.
+  EvaluationResult evaluate(const EvalSet& in, const std::vector<EvalSet>& out);
+
+ private:
+  std::shared_ptr<Model> model_;
+  std::vector<NamedDetector> detectors_;
+  std::vector<std::shared_ptr<const Augmentation>> transforms_;
+  EvaluatorOptions options_;
+};
+
+/// OODMetrics of one detector: `in` samples are IN, `out` samples OOD, whatever
+/// labels the datasets carry (their role in the pipeline decides).
+OODMetricValues metrics_for(const SetScores& in, const SetScores& out, std::size_t detector);
+
+}  // namespace ood::core

@@ -1,0 +1,152 @@
+#include "ood/core/evaluator.hpp"
+
+#include <ATen/ATen.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+#include "ood/checks.hpp"
+#include "ood/core/data_loader.hpp"
+#include "ood/core/progress.hpp"
+#include "ood/error.hpp"
+#include "ood/views.hpp"
+
+namespace ood::core {
+
+namespace {
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+}  // namespace
+
+Evaluator::Evaluator(std::shared_ptr<Model> model, std::vector<NamedDetector> detectors,
+                     std::vector<std::shared_ptr<const Augmentation>> transforms,
+                     EvaluatorOptions options)
+    : model_(std::move(model)),
+      detectors_(std::move(detectors)),
+      transforms_(std::move(transforms)),
+      options_(options) {}
+
+void Evaluator::fit(const EvalSet& fit_set) {
+  std::vector<NamedDetector*> fitting;
+  for (auto& d : detectors_)
+    if (d.fits) fitting.push_back(&d);
+  if (fitting.empty()) return;
+
+  model_->set_mode(ModelMode::Eval);
+  LoaderOptions lo;
+  lo.batch_size = options_.batch_size;
+  lo.workers = options_.workers;
+  lo.max_samples = options_.max_samples;
+  lo.seed = options_.seed;
+  lo.name = fit_set.pointer;
+  DataLoader loader(fit_set.dataset, transforms_, lo);
+  Progress progress("fit on " + fit_set.name, loader.num_batches());
+  at::NoGradGuard no_grad;
+  while (auto batch = loader.next()) {
+    Views views(*model_, batch->inputs.to(options_.device));
+    for (NamedDetector* d : fitting) {
+      try {
+        d->detector->fit_batch(views, batch->targets);
+      } catch (const std::exception& e) {
+        throw Error("/detectors/" + d->name + ": fitting failed: " + e.what());
+      }
+    }
+    progress.advance();
+  }
+  progress.finish();
+  for (NamedDetector* d : fitting) {
+    try {
+      d->detector->finish_fit();
+    } catch (const std::exception& e) {
+      throw Error("/detectors/" + d->name + ": fitting failed: " + e.what());
+    }
+  }
+}
+
+SetScores Evaluator::score(const EvalSet& set, bool ood) {
+  model_->set_mode(ModelMode::Eval);
+  LoaderOptions lo;
+  lo.batch_size = options_.batch_size;
+  lo.workers = options_.workers;
+  lo.max_samples = options_.max_samples;
+  lo.seed = options_.seed;
+  lo.name = set.pointer;
+  DataLoader loader(set.dataset, transforms_, lo);
+  if (loader.num_samples() == 0) throw Error(set.pointer + ": the dataset is empty");
+
+  std::vector<std::vector<at::Tensor>> parts(detectors_.size());
+  std::vector<at::Tensor> labels, indices;
+  Progress progress("score " + set.name, loader.num_batches());
+  at::NoGradGuard no_grad;
+  while (auto batch = loader.next()) {
+    const std::int64_t n = batch->inputs.size(0);
+    // One Views per batch: the first detector that asks for logits or features runs
+    // the model, every other detector reuses the cached result.
+    Views views(*model_, batch->inputs.to(options_.device));
+    for (std::size_t d = 0; d < detectors_.size(); ++d) {
+      at::Tensor s;
+      try {
+        s = detectors_[d].detector->score(views);
+      } catch (const std::exception& e) {
+        throw Error("/detectors/" + detectors_[d].name + ": scoring " + set.name + " failed: " + e.what());
+      }
+      if (!s.defined() || s.dim() != 1 || s.size(0) != n || !at::isFloatingType(s.scalar_type()))
+        throw ShapeError("/detectors/" + detectors_[d].name + ": returned scores " + describe_tensor(s) +
+                         " for a batch of " + std::to_string(n) + " samples of " + set.name +
+                         " (expected a floating tensor [" + std::to_string(n) + "])");
+      parts[d].push_back(s.detach().to(at::kCPU));
+    }
+    labels.push_back(batch->targets.to(at::kLong));
+    indices.push_back(at::tensor(batch->indices, at::kLong));
+    progress.advance(1, "");
+  }
+  progress.finish();
+
+  SetScores out;
+  out.name = set.name;
+  out.ood = ood;
+  out.labels = at::cat(labels);
+  out.indices = at::cat(indices);
+  for (auto& p : parts) out.scores.push_back(at::cat(p));
+
+  // The set's role decides IN/OOD for the metrics; labels that say otherwise are
+  // most likely a forgotten class-filter or target transform.
+  const std::int64_t contradicting =
+      ood ? (out.labels >= 0).sum().item<std::int64_t>() : (out.labels < 0).sum().item<std::int64_t>();
+  if (contradicting > 0)
+    spdlog::warn("{}: {} of {} samples carry {} labels but the set is {}; they are evaluated as {}",
+                 set.pointer, contradicting, out.labels.size(0), ood ? "in-distribution (>= 0)" : "OOD (< 0)",
+                 ood ? "an OOD set" : "the in-distribution set", ood ? "OOD" : "IN");
+  return out;
+}
+
+OODMetricValues metrics_for(const SetScores& in, const SetScores& out, std::size_t detector) {
+  OODMetrics metrics;
+  metrics.update(in.scores[detector], at::zeros({in.scores[detector].size(0)}, at::kLong));
+  metrics.update(out.scores[detector], at::full({out.scores[detector].size(0)}, -1, at::kLong));
+  return metrics.compute();
+}
+
+EvaluationResult Evaluator::evaluate(const EvalSet& in, const std::vector<EvalSet>& out) {
+  EvaluationResult result;
+  for (const auto& d : detectors_) result.detectors.push_back(d.name);
+  const auto start = std::chrono::steady_clock::now();
+  result.in = score(in, false);
+  for (const auto& set : out) result.out.push_back(score(set, true));
+  result.seconds_score = seconds_since(start);
+  for (const auto& o : result.out) {
+    std::vector<OODMetricValues> row;
+    for (std::size_t d = 0; d < detectors_.size(); ++d) {
+      try {
+        row.push_back(metrics_for(result.in, o, d));
+      } catch (const std::exception& e) {
+        throw Error("/detectors/" + detectors_[d].name + ": metrics on '" + o.name + "': " + e.what());
+      }
+    }
+    result.metrics.push_back(std::move(row));
+  }
+  return result;
+}
+
+}  // namespace ood::core

@@ -1,0 +1,428 @@
+#include "ood/core/pipeline.hpp"
+
+#include <fstream>
+#include <sstream>
+
+#include "ood/core/suggest.hpp"
+
+namespace ood::core {
+
+using json = nlohmann::ordered_json;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string join_diagnostics(const std::string& source, const std::vector<Diagnostic>& diags) {
+  std::ostringstream out;
+  out << source << ": invalid pipeline (" << diags.size() << (diags.size() == 1 ? " error" : " errors")
+      << ")";
+  for (const auto& d : diags) out << "\n  " << d.to_string();
+  return out.str();
+}
+
+// Section layouts, declared with the same ParamSpec as plugin parameters so they are
+// validated (and their errors worded) the same way.
+std::vector<ParamSpec> evaluate_specs() {
+  return {
+      ParamSpec::integer("batch_size", "samples per batch").default_value(128).min(1),
+      ParamSpec::integer("workers", "loader threads preparing batches while the model runs")
+          .default_value(2)
+          .min(0)
+          .max(64),
+      ParamSpec::integer("max_samples", "use only the first N samples of every set (0 = all)")
+          .default_value(0)
+          .min(0),
+      ParamSpec::boolean("save_scores", "write every sample's scores to scores.csv")
+          .default_value(false),
+  };
+}
+
+std::vector<ParamSpec> train_specs() {
+  return {
+      ParamSpec::component("data", Kind::Dataset, "training data"),
+      ParamSpec::component_list("transforms", Kind::Augmentation,
+                                "augmentations applied to training samples, in order")
+          .default_json("[]"),
+      ParamSpec::component("loss", Kind::Loss, "training criterion")
+          .default_json(R"({"plugin": "cross-entropy"})"),
+      ParamSpec::integer("epochs", "passes over the training data").default_value(1).min(1),
+      ParamSpec::integer("batch_size", "samples per batch").default_value(128).min(1),
+      ParamSpec::integer("max_batches", "stop each epoch after N batches (0 = all)")
+          .default_value(0)
+          .min(0),
+      ParamSpec::integer("workers", "loader threads").default_value(2).min(0).max(64),
+      ParamSpec::real("lr", "initial learning rate").default_value(0.1).min(0.0, true),
+      ParamSpec::real("momentum", "SGD momentum").default_value(0.9).min(0.0).max(1.0, true),
+      ParamSpec::real("weight_decay", "L2 penalty").default_value(5e-4).min(0.0),
+      ParamSpec::boolean("nesterov", "Nesterov momentum").default_value(true),
+      ParamSpec::choice("schedule", {"cosine", "step", "constant"},
+                        "learning-rate schedule: cosine annealing per batch, step decay per "
+                        "epoch, or constant")
+          .default_value("cosine"),
+      ParamSpec::integer("step_size", "epochs between decays (step schedule)").default_value(1).min(1),
+      ParamSpec::real("gamma", "decay factor (step schedule)").default_value(0.1).min(0.0, true),
+      ParamSpec::path("checkpoint", "where the trained state dict is written (default: <out>/model.pt)")
+          .optional(),
+  };
+}
+
+std::vector<ParamSpec> data_specs() {
+  return {
+      ParamSpec::component("fit", Kind::Dataset, "data detectors are fitted on").optional(),
+      ParamSpec::component("in", Kind::Dataset, "in-distribution test data").optional(),
+      ParamSpec::component_list("transforms", Kind::Augmentation,
+                                "transforms applied to every evaluation set, in order")
+          .default_json("[]"),
+  };
+}
+
+std::vector<ParamSpec> top_specs() {
+  return {
+      ParamSpec::integer("seed", "seed of every random stream").default_value(0).min(0),
+      ParamSpec::string("device", "cpu, cuda or cuda:N").default_value("cpu"),
+      ParamSpec::component("model", Kind::Model, "the network").optional(),
+  };
+}
+
+const std::vector<std::string> kSections = {"seed", "device", "model", "train",
+                                            "data", "detectors", "evaluate"};
+
+bool valid_result_name(const std::string& name) {
+  if (name.empty() || name[0] == '_' || name.size() > 64) return false;
+  for (char c : name) {
+    const bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+ComponentSpec to_spec(const json& component, const std::string& pointer) {
+  ComponentSpec spec;
+  spec.plugin = component.at("plugin").get<std::string>();
+  spec.params = Params::from_json_text(component.at("params").dump(), pointer + "/params");
+  spec.pointer = pointer;
+  return spec;
+}
+
+std::vector<ComponentSpec> to_specs(const json& list, const std::string& pointer) {
+  std::vector<ComponentSpec> out;
+  for (std::size_t i = 0; i < list.size(); ++i)
+    out.push_back(to_spec(list[i], pointer_append(pointer, std::to_string(i))));
+  return out;
+}
+
+}  // namespace
+
+PipelineError::PipelineError(const std::string& source, std::vector<Diagnostic> diagnostics)
+    : InvalidArgument(join_diagnostics(source, diagnostics)), diagnostics_(std::move(diagnostics)) {}
+
+json parse_pipeline_text(const std::string& text, const std::string& source) {
+  try {
+    return json::parse(text, nullptr, true, /*ignore_comments=*/true);
+  } catch (const json::parse_error& e) {
+    // Turn the byte offset into line:column, which editors understand.
+    std::size_t line = 1, column = 1;
+    const std::size_t end = std::min<std::size_t>(e.byte ? e.byte - 1 : 0, text.size());
+    for (std::size_t i = 0; i < end; ++i) {
+      if (text[i] == '\n') {
+        ++line;
+        column = 1;
+      } else {
+        ++column;
+      }
+    }
+    std::string what = e.what();
+    const auto pos = what.find("syntax error");
+    if (pos != std::string::npos) what = what.substr(pos);
+    throw InvalidArgument(source + ":" + std::to_string(line) + ":" + std::to_string(column) +
+                          ": not valid JSON: " + what);
+  }
+}
+
+json read_pipeline_file(const fs::path& file) {
+  std::error_code ec;
+  if (!fs::is_regular_file(file, ec))
+    throw InvalidArgument(file.string() + ": no such pipeline file");
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw InvalidArgument(file.string() + ": cannot open pipeline file");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parse_pipeline_text(text.str(), file.string());
+}
+
+void apply_override(json& document, const std::string& assignment) {
+  const auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw InvalidArgument("--set '" + assignment + "': expected PATH=VALUE, e.g. evaluate.batch_size=64");
+  const std::string path = assignment.substr(0, eq);
+  const std::string text = assignment.substr(eq + 1);
+  json value;
+  try {
+    value = json::parse(text);
+  } catch (const json::exception&) {
+    value = text;  // a bare word is a string: --set data.in.params.split=test
+  }
+  std::vector<std::string> tokens;
+  if (path[0] == '/') {
+    try {
+      json::json_pointer ptr(path);
+      (void)ptr;
+    } catch (const json::exception& e) {
+      throw InvalidArgument("--set '" + assignment + "': bad JSON pointer: " + e.what());
+    }
+    std::size_t start = 1;
+    while (start <= path.size()) {
+      std::size_t end = path.find('/', start);
+      if (end == std::string::npos) end = path.size();
+      std::string token = path.substr(start, end - start);
+      std::string unescaped;
+      for (std::size_t i = 0; i < token.size(); ++i) {
+        if (token[i] == '~' && i + 1 < token.size()) {
+          unescaped += token[i + 1] == '1' ? '/' : '~';
+          ++i;
+        } else {
+          unescaped += token[i];
+        }
+      }
+      tokens.push_back(unescaped);
+      start = end + 1;
+    }
+  } else {
+    std::size_t start = 0;
+    while (start <= path.size()) {
+      std::size_t end = path.find('.', start);
+      if (end == std::string::npos) end = path.size();
+      tokens.push_back(path.substr(start, end - start));
+      start = end + 1;
+    }
+  }
+  json* node = &document;
+  std::string where;
+  for (std::size_t i = 0; i < tokens.size(); ++i) {
+    const std::string& t = tokens[i];
+    if (t.empty()) throw InvalidArgument("--set '" + assignment + "': empty path component");
+    const bool last = i + 1 == tokens.size();
+    if (node->is_array()) {
+      std::size_t index = 0;
+      try {
+        std::size_t used = 0;
+        index = std::stoul(t, &used);
+        if (used != t.size()) throw std::invalid_argument(t);
+      } catch (const std::exception&) {
+        throw InvalidArgument("--set '" + assignment + "': " + (where.empty() ? "/" : where) +
+                              " is a list; '" + t + "' is not an index");
+      }
+      if (index >= node->size())
+        throw InvalidArgument("--set '" + assignment + "': " + where + " has " +
+                              std::to_string(node->size()) + " items; index " + t + " is out of range");
+      node = &(*node)[index];
+    } else {
+      if (node->is_null()) *node = json::object();
+      if (!node->is_object())
+        throw InvalidArgument("--set '" + assignment + "': " + (where.empty() ? "/" : where) +
+                              " is a " + json_type_name(*node) + ", not an object");
+      node = &(*node)[t];
+    }
+    where = pointer_append(where, t);
+    if (last) *node = value;
+  }
+}
+
+Pipeline parse_pipeline(const json& document, const Registry& registry, const std::string& source) {
+  std::vector<Diagnostic> diags;
+  SchemaValidator validator(registry);
+  Pipeline plan;
+  plan.source = source;
+  if (!document.is_object()) {
+    diags.push_back({"", "a pipeline is a JSON object, got a " + json_type_name(document)});
+    throw PipelineError(source, diags);
+  }
+  json normalized = json::object();
+
+  for (auto it = document.begin(); it != document.end(); ++it)
+    if (std::find(kSections.begin(), kSections.end(), it.key()) == kSections.end())
+      diags.push_back({pointer_append("", it.key()),
+                       "unknown section '" + it.key() + "'" + did_you_mean(it.key(), kSections)});
+
+  // seed, device, model
+  json top = json::object();
+  for (const char* key : {"seed", "device", "model"})
+    if (document.contains(key)) top[key] = document[key];
+  if (auto t = validator.params(top_specs(), "the pipeline", {}, top, "", diags)) {
+    plan.seed = (*t)["seed"].get<std::uint64_t>();
+    plan.device = (*t)["device"].get<std::string>();
+    if (t->contains("model")) plan.model = to_spec((*t)["model"], "/model");
+    normalized.update(*t);
+  }
+
+  // train
+  if (document.contains("train")) {
+    if (auto t = validator.params(train_specs(), "section 'train'", {}, document["train"], "/train", diags)) {
+      TrainPlan tp;
+      tp.data = to_spec((*t)["data"], "/train/data");
+      tp.transforms = to_specs((*t)["transforms"], "/train/transforms");
+      tp.loss = to_spec((*t)["loss"], "/train/loss");
+      tp.epochs = (*t)["epochs"];
+      tp.batch_size = (*t)["batch_size"];
+      tp.max_batches = (*t)["max_batches"];
+      tp.workers = (*t)["workers"];
+      tp.lr = (*t)["lr"];
+      tp.momentum = (*t)["momentum"];
+      tp.weight_decay = (*t)["weight_decay"];
+      tp.nesterov = (*t)["nesterov"];
+      tp.schedule = (*t)["schedule"];
+      tp.step_size = (*t)["step_size"];
+      tp.gamma = (*t)["gamma"];
+      if (t->contains("checkpoint")) tp.checkpoint = (*t)["checkpoint"].get<std::string>();
+      plan.train = std::move(tp);
+      normalized["train"] = *t;
+    }
+  }
+
+  // data: fit / in / transforms through the schema, out (a map) by hand
+  if (document.contains("data")) {
+    const json& data = document["data"];
+    if (!data.is_object()) {
+      diags.push_back({"/data", "expected an object with 'in', 'out', 'fit', 'transforms', got a " +
+                                    json_type_name(data)});
+    } else {
+      json rest = data;
+      rest.erase("out");
+      auto d = validator.params(data_specs(), "section 'data'", {}, rest, "/data", diags);
+      if (d) {
+        if (d->contains("fit")) plan.fit_data = to_spec((*d)["fit"], "/data/fit");
+        if (d->contains("in")) plan.in_data = to_spec((*d)["in"], "/data/in");
+        plan.transforms = to_specs((*d)["transforms"], "/data/transforms");
+        normalized["data"] = *d;
+      }
+      if (data.contains("out")) {
+        const json& out = data["out"];
+        if (!out.is_object() || out.empty()) {
+          diags.push_back({"/data/out", "expected an object mapping OOD set names to dataset components"});
+        } else {
+          json out_norm = json::object();
+          for (auto it = out.begin(); it != out.end(); ++it) {
+            const std::string ptr = pointer_append("/data/out", it.key());
+            if (!valid_result_name(it.key())) {
+              diags.push_back({ptr, "invalid OOD set name '" + it.key() +
+                                        "' (letters, digits, '-', '_', '.'; not starting with '_')"});
+              continue;
+            }
+            if (auto c = validator.component(*it, Kind::Dataset, ptr, diags)) {
+              plan.out_data.emplace_back(it.key(), to_spec(*c, ptr));
+              out_norm[it.key()] = *c;
+            }
+          }
+          if (d) normalized["data"]["out"] = out_norm;
+        }
+      }
+    }
+  }
+
+  // detectors: a map of names to components with evaluation options
+  if (document.contains("detectors")) {
+    const json& dets = document["detectors"];
+    if (!dets.is_object() || dets.empty()) {
+      diags.push_back({"/detectors", "expected an object mapping detector names to detectors"});
+    } else {
+      json det_norm = json::object();
+      for (auto it = dets.begin(); it != dets.end(); ++it) {
+        const std::string ptr = pointer_append("/detectors", it.key());
+        if (!valid_result_name(it.key())) {
+          diags.push_back({ptr, "invalid detector name '" + it.key() +
+                                    "' (letters, digits, '-', '_', '.'; not starting with '_')"});
+          continue;
+        }
+        if (!it->is_object()) {
+          diags.push_back({ptr, "expected a detector {\"plugin\": ..., \"params\": {...}}, got a " +
+                                    json_type_name(*it)});
+          continue;
+        }
+        json component = json::object();
+        DetectorPlan dp;
+        dp.name = it.key();
+        bool ok = true;
+        for (auto f = it->begin(); f != it->end(); ++f) {
+          const std::string fptr = pointer_append(ptr, f.key());
+          if (f.key() == "plugin" || f.key() == "params") {
+            component[f.key()] = *f;
+          } else if (f.key() == "fit") {
+            if (!f->is_string() || f->get<std::string>() != "fit") {
+              diags.push_back({fptr, "expected \"fit\" (the data set under /data/fit), got " + f->dump()});
+              ok = false;
+            } else {
+              dp.fit_set = "fit";
+              if (!document.contains("data") || !document["data"].is_object() ||
+                  !document["data"].contains("fit")) {
+                diags.push_back({fptr, "refers to /data/fit, which the pipeline does not define"});
+                ok = false;
+              }
+            }
+          } else if (f.key() == "load_state" || f.key() == "save_state") {
+            if (!f->is_string() || f->get<std::string>().empty()) {
+              diags.push_back({fptr, "expected a file path, got " + f->dump()});
+              ok = false;
+            } else if (f.key() == "load_state") {
+              dp.load_state = f->get<std::string>();
+            } else {
+              dp.save_state = f->get<std::string>();
+            }
+          } else {
+            diags.push_back({fptr, "unknown key '" + f.key() + "' in a detector" +
+                                       did_you_mean(f.key(), {"plugin", "params", "fit", "load_state",
+                                                              "save_state"})});
+            ok = false;
+          }
+        }
+        auto c = validator.component(component, Kind::Detector, ptr, diags);
+        if (c && ok) {
+          dp.spec = to_spec(*c, ptr);
+          json n = *c;
+          if (!dp.fit_set.empty()) n["fit"] = dp.fit_set;
+          if (!dp.load_state.empty()) n["load_state"] = dp.load_state.string();
+          if (!dp.save_state.empty()) n["save_state"] = dp.save_state.string();
+          det_norm[it.key()] = n;
+          plan.detectors.push_back(std::move(dp));
+        }
+      }
+      normalized["detectors"] = det_norm;
+    }
+  }
+
+  // evaluate
+  {
+    const json eval = document.contains("evaluate") ? document["evaluate"] : json::object();
+    if (auto e = validator.params(evaluate_specs(), "section 'evaluate'", {}, eval, "/evaluate", diags)) {
+      plan.evaluate.batch_size = (*e)["batch_size"];
+      plan.evaluate.workers = (*e)["workers"];
+      plan.evaluate.max_samples = (*e)["max_samples"];
+      plan.evaluate.save_scores = (*e)["save_scores"];
+      normalized["evaluate"] = *e;
+    }
+  }
+
+  // What the sections need from each other.
+  const bool has_detectors = document.contains("detectors");
+  if (has_detectors) {
+    if (!document.contains("model")) diags.push_back({"", "detectors need a model: add \"model\""});
+    if (!document.contains("data") || !document["data"].is_object() || !document["data"].contains("in"))
+      diags.push_back({"/data", "detectors need in-distribution data: add \"in\""});
+    if (!document.contains("data") || !document["data"].is_object() || !document["data"].contains("out"))
+      diags.push_back({"/data", "detectors need at least one OOD set: add \"out\""});
+  }
+  if (document.contains("train") && !document.contains("model"))
+    diags.push_back({"", "training needs a model: add \"model\""});
+  if (!has_detectors && !document.contains("train"))
+    diags.push_back({"", "nothing to do: add \"detectors\" (with \"data\") or \"train\""});
+  if (document.contains("device") && document["device"].is_string()) {
+    const std::string device = document["device"].get<std::string>();
+    if (device != "cpu" && device.rfind("cuda", 0) != 0)
+      diags.push_back({"/device", "expected cpu, cuda or cuda:N, got \"" + device + "\""});
+  }
+
+  if (!diags.empty()) throw PipelineError(source, diags);
+  plan.normalized = std::move(normalized);
+  return plan;
+}
+
+}  // namespace ood::core

@@ -1,0 +1,60 @@
+#pragma once
+// The `ood` command line: global options and one function per subcommand.
+#include <boost/program_options.hpp>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "ood/core/plugin_loader.hpp"
+#include "ood/core/registry.hpp"
+
+namespace ood::cli {
+
+namespace po = boost::program_options;
+
+// Exit codes, documented in the README.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;  // the work itself failed (file, data, plugin error)
+inline constexpr int kExitUsage = 2;    // bad command line or invalid pipeline
+
+/// Options every subcommand accepts, before or after its name.
+struct GlobalOptions {
+  int threads = 0;  // 0 = all cores
+  std::string log_level = "info";
+  std::vector<std::string> plugin_paths;
+  bool quiet = false;
+};
+
+po::options_description global_options_description(GlobalOptions& options);
+
+/// Plugins loaded for one invocation.
+struct Session {
+  core::Registry registry;
+  core::PluginLoadReport report;
+  int threads = 1;
+};
+
+/// Configures logging and threads, then loads the plugins.
+void open_session(const GlobalOptions& options, Session& session);
+
+/// Thrown for command-line mistakes (exit code 2).
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+int cmd_plugins(const std::vector<std::string>& args, GlobalOptions& global);
+int cmd_describe(const std::vector<std::string>& args, GlobalOptions& global);
+int cmd_validate(const std::vector<std::string>& args, GlobalOptions& global);
+int cmd_run(const std::vector<std::string>& args, GlobalOptions& global);
+int cmd_demo(const std::vector<std::string>& args, GlobalOptions& global);
+
+/// Parses a subcommand's arguments with its own options plus the global ones.
+po::variables_map parse_command(const std::string& command, const std::vector<std::string>& args,
+                                po::options_description& own, GlobalOptions& global,
+                                const po::positional_options_description* positional = nullptr);
+
+/// The demo pipeline shipped inside the binary.
+extern const char* const kDemoPipeline;
+
+}  // namespace ood::cli

@@ -1,0 +1,66 @@
+// Images of uniform noise, like pytorch-ood's UniformNoise: pixel values uniform in
+// [0, 255), floored to integers (so 0..254, as in pytorch-ood), then scaled to [0, 1]
+// as ToTensor() would. Label -1 (OOD).
+//
+// Sample i is drawn from its own stream seeded by (seed, i), so it does not depend on
+// the order of reads (pytorch-ood's does).
+#include <ATen/ATen.h>
+
+#include "ood/context.hpp"
+#include "ood/dataset.hpp"
+#include "ood/plugin.hpp"
+#include "ood/random.hpp"
+
+namespace {
+
+class UniformNoise final : public ood::Dataset {
+ public:
+  UniformNoise(std::int64_t size, std::vector<std::int64_t> shape, std::uint64_t seed)
+      : size_(size), shape_(std::move(shape)), seed_(seed) {}
+
+  std::int64_t size() const override { return size_; }
+  ood::Sample get(std::int64_t index) const override {
+    at::Generator gen = ood::make_generator(ood::mix_seed(seed_, static_cast<std::uint64_t>(index)));
+    at::Tensor pixels = at::rand(shape_, gen, at::kDouble).mul_(255.0).floor_();
+    return {pixels.div_(255.0).to(at::kFloat), at::scalar_tensor(-1, at::kLong)};
+  }
+  ood::DatasetInfo info() const override {
+    ood::DatasetInfo i;
+    i.input_shape = shape_;
+    return i;
+  }
+  at::Tensor labels() const override { return at::full({size_}, -1, at::kLong); }
+
+ private:
+  std::int64_t size_;
+  std::vector<std::int64_t> shape_;
+  std::uint64_t seed_;
+};
+
+void register_components(ood::Registrar& registrar) {
+  ood::ComponentInfo info;
+  info.kind = ood::Kind::Dataset;
+  info.name = "uniform-noise";
+  info.summary = "images of uniform noise, label -1";
+  info.doc =
+      "pixel = floor(U[0, 255)) / 255, as pytorch-ood's UniformNoise followed by ToTensor().\n"
+      "`shape` is [C, H, W] (pytorch-ood's `size` is (H, W, C)).\n"
+      "Sample i depends only on (seed, i), not on the order samples are read.";
+  info.params = {
+      ood::ParamSpec::integer("size", "number of samples").default_value(10000).min(1),
+      ood::ParamSpec::list("shape", ood::ParamType::Int, "image shape [C, H, W]")
+          .default_value(std::vector<std::int64_t>{3, 32, 32})
+          .items(3, 3)
+          .min(1),
+      ood::ParamSpec::integer("seed", "seed (default: derived from the pipeline's seed)").optional().min(0),
+  };
+  registrar.add_dataset(info, [](const ood::Params& p, ood::Context& ctx) {
+    const std::uint64_t seed = p.has("seed") ? static_cast<std::uint64_t>(p.get_int("seed"))
+                                             : ood::mix_seed(ctx.seed(), 0x756e69666f726dULL /* "uniform" */);
+    return std::make_shared<UniformNoise>(p.get_int("size"), p.get_int_list("shape"), seed);
+  });
+}
+
+}  // namespace
+
+OOD_PLUGIN("uniform-noise", "Uniform noise images", register_components)

@@ -1,0 +1,76 @@
+#pragma once
+// The Model interface: a classifier split into a feature extractor and a head, so that
+// detectors can use the penultimate features, the logits, and the head's weights
+// without running the network more than once.
+#include <ATen/Device.h>
+#include <ATen/Tensor.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ood/export.hpp"
+#include "ood/tensor_dict.hpp"
+
+namespace ood {
+
+/// The weights of a linear last layer, logits = features @ weight.T + bias
+/// (DICE and ViM need them).
+struct LinearHead {
+  at::Tensor weight;  // [num_classes, feature_dim]
+  at::Tensor bias;    // [num_classes]
+};
+
+/// How the network behaves during a forward pass.
+enum class ModelMode {
+  Eval,       // dropout off, batch norm uses running statistics
+  Train,      // dropout on, batch norm uses and updates batch statistics
+  McDropout,  // dropout on, batch norm in eval mode (Monte-Carlo dropout)
+};
+
+struct ModelInfo {
+  std::int64_t num_classes = 0;
+  std::int64_t feature_dim = 0;
+  /// Expected input shape without the batch dimension, e.g. {3, 32, 32}; entries of
+  /// -1 mean "any size".
+  std::vector<std::int64_t> input_shape;
+};
+
+class OOD_SDK_API Model {
+ public:
+  virtual ~Model();
+
+  /// Penultimate features [N, feature_dim] of a batch of inputs.
+  virtual at::Tensor features(const at::Tensor& inputs) = 0;
+  /// Logits [N, num_classes] from features. `logits(x) == head(features(x))`.
+  virtual at::Tensor head(const at::Tensor& features) = 0;
+  /// Logits of a batch of inputs. The default runs features() then head().
+  virtual at::Tensor logits(const at::Tensor& inputs);
+
+  /// The last layer's weights when the head is one linear layer.
+  virtual std::optional<LinearHead> linear_head() { return std::nullopt; }
+  /// Names of the intermediate layers `intermediate()` can return.
+  virtual std::vector<std::string> layer_names() const { return {}; }
+  /// Outputs of the named intermediate layers for a batch. The default throws
+  /// ood::NotSupported naming the model.
+  virtual TensorDict intermediate(const at::Tensor& inputs, const std::vector<std::string>& layers);
+
+  virtual void set_mode(ModelMode mode) = 0;
+  virtual ModelMode mode() const = 0;
+  virtual void to(at::Device device) = 0;
+  virtual at::Device device() const = 0;
+
+  /// Trainable parameters (tensors that require grad), in a stable order.
+  virtual std::vector<at::Tensor> parameters() = 0;
+  /// Every parameter and buffer under its PyTorch name (compatible with
+  /// `module.state_dict()` of the corresponding PyTorch model).
+  virtual TensorDict state_dict() const = 0;
+  /// Loads a PyTorch-compatible state dict. Strict: a missing, unexpected or
+  /// wrongly-shaped entry throws ood::InvalidArgument listing them.
+  virtual void load_state_dict(const TensorDict& state) = 0;
+
+  virtual ModelInfo info() const = 0;
+};
+
+}  // namespace ood

@@ -1,0 +1,64 @@
+#pragma once
+// Helpers shared by the test programs: fixture files, the build tree's plugins, and
+// building components the way a pipeline would (validated, defaults filled in).
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "ood/augmentation.hpp"
+#include "ood/core/build_context.hpp"
+#include "ood/core/registry.hpp"
+#include "ood/dataset.hpp"
+#include "ood/detector.hpp"
+#include "ood/loss.hpp"
+#include "ood/model.hpp"
+
+namespace ood::test {
+
+/// tests/fixtures (from $OOD_FIXTURES_DIR, set by meson).
+std::filesystem::path fixtures_dir();
+/// A file under tests/fixtures; fails the test when it is missing.
+std::filesystem::path fixture(const std::string& relative);
+/// A fresh, empty directory for this test (removed at the end of the program).
+std::filesystem::path temp_dir(const std::string& name);
+
+/// A .pt fixture holding a dict of tensors.
+c10::Dict<c10::IValue, c10::IValue> load_tensor_dict_file(const std::string& relative);
+at::Tensor tensor_of(const c10::Dict<c10::IValue, c10::IValue>& dict, const std::string& key);
+
+/// The registry with every plugin of the build tree loaded (once per program).
+const core::Registry& registry();
+
+/// Builds a component from JSON params through schema validation, as a pipeline does.
+std::shared_ptr<Detector> make_detector(const std::string& plugin, const std::string& params_json = "{}");
+std::shared_ptr<Model> make_model(const std::string& plugin, const std::string& params_json = "{}");
+std::shared_ptr<Dataset> make_dataset(const std::string& plugin, const std::string& params_json = "{}");
+std::shared_ptr<Augmentation> make_augmentation(const std::string& plugin, const std::string& params_json = "{}");
+std::shared_ptr<Loss> make_loss(const std::string& plugin, const std::string& params_json = "{}");
+
+/// Elementwise |a - b| <= atol + rtol |b| (NaN only where b is NaN), with a message
+/// naming the worst element.
+::testing::AssertionResult all_close(const at::Tensor& actual, const at::Tensor& expected, double rtol,
+                                     double atol);
+
+/// Runs `command` through the shell; returns its exit code and combined output.
+struct CommandResult {
+  int exit_code;
+  std::string output;
+};
+CommandResult run_command(const std::string& command);
+
+}  // namespace ood::test
+
+namespace ood::test {
+
+/// Scores `logits` with `detector` through Views, as the evaluator does.
+at::Tensor score_logits(Detector& detector, const at::Tensor& logits);
+
+/// The reference network's inputs and outputs (tests/fixtures/reference/data/data.pt).
+const c10::Dict<c10::IValue, c10::IValue>& reference_data();
+
+}  // namespace ood::test
