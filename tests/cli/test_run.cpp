@@ -144,7 +144,7 @@ TEST(Run, RuntimeFailuresExitOneAndWriteNothing) {
 TEST(Demo, TinyBudgetRunsAndIsDeterministic) {
   const fs::path dir = temp_dir("demo");
   const std::string budget =
-      "-q --threads 1 --set train.max_batches=3 --set evaluate.max_samples=256 "
+      "-q --threads 1 --set train.epochs=1 --set train.max_batches=3 --set evaluate.max_samples=256 "
       "--set data.out.gaussian-noise.params.size=256 --set data.out.uniform-noise.params.size=256";
   auto r = ood("demo --out a " + budget, dir);
   ASSERT_EQ(r.exit_code, 0) << r.output;
