@@ -16,7 +16,7 @@ packages=(
   libtorch-dev libopenblas0-pthread
   libboost-dev libboost-program-options-dev
   nlohmann-json3-dev libspdlog-dev libfmt-dev zlib1g-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
+  libgtest-dev
   dataset-fashion-mnist
 )
 

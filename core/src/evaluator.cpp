@@ -45,9 +45,10 @@ void Evaluator::fit(const EvalSet& fit_set) {
   at::NoGradGuard no_grad;
   while (auto batch = loader.next()) {
     Views views(*model_, batch->inputs.to(options_.device));
+    const at::Tensor fit_labels = batch->targets.to(options_.device, at::kLong);
     for (NamedDetector* d : fitting) {
       try {
-        d->detector->fit_batch(views, batch->targets);
+        d->detector->fit_batch(views, fit_labels);
       } catch (const std::exception& e) {
         throw Error("/detectors/" + d->name + ": fitting failed: " + e.what());
       }
@@ -72,6 +73,9 @@ SetScores Evaluator::score(const EvalSet& set, bool ood) {
   lo.max_samples = options_.max_samples;
   lo.seed = options_.seed;
   lo.name = set.pointer;
+  for (const auto& d : detectors_)
+    if (!d.detector->is_fitted())
+      throw StateError("/detectors/" + d.name + ": the detector is not fitted (give it \"fit\" or \"load_state\")");
   DataLoader loader(set.dataset, transforms_, lo);
   if (loader.num_samples() == 0) throw Error(set.pointer + ": the dataset is empty");
 

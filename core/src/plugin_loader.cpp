@@ -98,7 +98,7 @@ std::vector<fs::path> find_plugin_files(const std::vector<fs::path>& paths) {
   for (const fs::path& path : paths) {
     std::error_code ec;
     if (fs::is_regular_file(path, ec)) {
-      add(path);  // named explicitly: loaded (and checked) whatever its name
+      add(path);  // named explicitly: checked like any other (a wrong name is refused)
       continue;
     }
     if (!fs::is_directory(path, ec)) {

@@ -42,6 +42,14 @@ std::vector<std::shared_ptr<const Augmentation>> build_transforms(BuildContext& 
   return out;
 }
 
+// save_tensor_dict() writes into existing directories only.
+void create_parent_directory(const fs::path& file, const std::string& pointer) {
+  if (!file.has_parent_path()) return;
+  std::error_code ec;
+  fs::create_directories(file.parent_path(), ec);
+  if (ec) throw FileError(pointer + ": " + file.parent_path().string() + ": cannot create directory: " + ec.message());
+}
+
 std::string now_iso8601() {
   std::time_t t = std::time(nullptr);
   char buf[32];
@@ -120,11 +128,7 @@ RunSummary run_pipeline(const Pipeline& pipeline, const Registry& registry, cons
                                  pipeline.seed, device);
     summary.checkpoint = pipeline.train->checkpoint.empty() ? options.out_dir / "model.pt"
                                                             : pipeline.train->checkpoint;
-    if (summary.checkpoint.has_parent_path()) {
-      std::error_code ec;
-      fs::create_directories(summary.checkpoint.parent_path(), ec);
-      if (ec) throw FileError(summary.checkpoint.parent_path().string() + ": cannot create directory: " + ec.message());
-    }
+    create_parent_directory(summary.checkpoint, "/train/checkpoint");
     io::save_tensor_dict(summary.checkpoint, model->state_dict());
     spdlog::info("checkpoint written to {}", summary.checkpoint.string());
     meta["train"] = {{"steps", tr.steps},
@@ -150,7 +154,7 @@ RunSummary run_pipeline(const Pipeline& pipeline, const Registry& registry, cons
     for (std::size_t i = 0; i < detectors.size(); ++i) {
       const DetectorPlan& plan = pipeline.detectors[i];
       if (plan.save_state.empty()) continue;
-      if (plan.save_state.has_parent_path()) fs::create_directories(plan.save_state.parent_path());
+      create_parent_directory(plan.save_state, "/detectors/" + plan.name + "/save_state");
       io::save_tensor_dict(plan.save_state, detectors[i].detector->state());
       spdlog::info("/detectors/{}: state written to {}", plan.name, plan.save_state.string());
     }

@@ -76,7 +76,8 @@ TrainResult train_model(Model& model, Loss& loss, std::shared_ptr<const Dataset>
       Views views(model, batch->inputs.to(device), /*track_gradients=*/true);
       at::Tensor value = loss.forward(views, targets);
       if (!value.defined() || value.numel() != 1)
-        throw Error("/train/loss: the loss must return a scalar");
+        throw Error("/train/loss: the loss returned " + std::to_string(value.numel()) +
+                    " values; training needs one (use reduction \"mean\" or \"sum\")");
       if (!std::isfinite(value.item<double>()))
         throw Error("/train: the loss became " + std::to_string(value.item<double>()) + " at step " +
                     std::to_string(result.steps) + " (learning rate too high?)");

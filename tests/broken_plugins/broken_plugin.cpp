@@ -5,7 +5,9 @@
 
 #include <stdexcept>
 
+#include "ood/error.hpp"
 #include "ood/logit_detector.hpp"
+#include "ood/views.hpp"
 #include "ood/plugin.hpp"
 
 namespace {
@@ -13,6 +15,38 @@ namespace {
 [[maybe_unused]] std::shared_ptr<ood::Detector> working_detector(const ood::Params&, ood::Context&) {
   return std::make_shared<ood::LogitDetector>("test", [](const at::Tensor& z) { return z.sum(1); });
 }
+
+// A detector that fits: the mean of the fitting features; scores are distances to it.
+// Exercises fitting, saving and loading state through real pipelines.
+class FeatureMean final : public ood::Detector {
+ public:
+  ood::DetectorNeeds needs() const override {
+    ood::DetectorNeeds n;
+    n.features = n.fit = true;
+    return n;
+  }
+  void fit_batch(ood::Views& v, const at::Tensor&) override {
+    const at::Tensor f = v.features().to(at::kDouble);
+    sum_ = sum_.defined() ? sum_ + f.sum(0) : f.sum(0);
+    count_ += f.size(0);
+  }
+  void finish_fit() override { mean_ = (sum_ / static_cast<double>(count_)).to(at::kFloat); }
+  bool is_fitted() const override { return mean_.defined(); }
+  at::Tensor score(ood::Views& v) override {
+    if (!mean_.defined()) throw ood::StateError("test-feature-mean: not fitted");
+    return (v.features() - mean_).norm(2, 1);
+  }
+  ood::TensorDict state() const override {
+    ood::TensorDict d;
+    d.set("mean", mean_);
+    return d;
+  }
+  void load_state(const ood::TensorDict& d) override { mean_ = d.at("mean").clone(); }
+
+ private:
+  at::Tensor sum_, mean_;
+  std::int64_t count_ = 0;
+};
 
 [[maybe_unused]] void add_detector(ood::Registrar& r, const std::string& name, ood::DetectorFactory factory) {
   ood::ComponentInfo info;
@@ -34,6 +68,9 @@ namespace {
   throw std::runtime_error("registration breaks halfway");
 #else
   add_detector(r, "test-good", working_detector);
+  add_detector(r, "test-feature-mean", [](const ood::Params&, ood::Context&) -> std::shared_ptr<ood::Detector> {
+    return std::make_shared<FeatureMean>();
+  });
 #endif
 }
 

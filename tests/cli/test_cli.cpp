@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "cli_support.hpp"
+#include "ood/io/torch_file.hpp"
 
 namespace ood::test {
 namespace {
@@ -52,7 +53,8 @@ TEST(Cli, PluginsListsEveryComponent) {
   ASSERT_EQ(r.exit_code, 0);
   EXPECT_TRUE(contains(r.output, "energy-based"));
   EXPECT_FALSE(contains(r.output, "wide-resnet"));
-  EXPECT_TRUE(contains(r.output, "4 components")) << r.output;
+  EXPECT_FALSE(contains(r.output, "fashion-mnist"));
+  EXPECT_TRUE(contains(r.output, " components from ")) << r.output;
   r = ood("plugins --kind detectr");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_TRUE(contains(r.output, "unknown kind 'detectr'")) << r.output;
@@ -162,6 +164,61 @@ TEST(Cli, ThrowingFactoryFailsTheRunWithExitOne) {
                                  "this factory always fails"))
       << r.output;
   EXPECT_FALSE(fs::exists(dir / "p-results" / "metrics.json"));
+}
+
+}  // namespace
+}  // namespace ood::test
+
+namespace ood::test {
+namespace {
+
+// Fitting, saving the fitted state, and scoring later from the saved state alone, with
+// the fitting test detector of tests/broken_plugins/ood-test-good.so.
+TEST(Cli, FittedStateIsSavedAndLoaded) {
+  const fs::path dir = temp_dir("cli_state");
+  const std::string plugins = "--plugin-path '" + std::string(std::getenv("OOD_BROKEN_PLUGIN_DIR")) + "'";
+  write_file(dir / "fit.json", R"({"model": {"plugin": "wide-resnet", "params": {"num_classes": 3, "depth": 10, "widen_factor": 1}},
+    "data": {"fit": {"plugin": "gaussian-noise", "params": {"size": 40, "seed": 1}},
+             "in": {"plugin": "gaussian-noise", "params": {"size": 20, "seed": 2}},
+             "out": {"u": {"plugin": "uniform-noise", "params": {"size": 20}}}},
+    "detectors": {"m": {"plugin": "test-feature-mean", "fit": "fit", "save_state": "state/m.pt"}},
+    "evaluate": {"batch_size": 16, "save_scores": true}})");
+  auto r = ood("run fit.json --out a -q --threads 1 " + plugins, dir);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  ASSERT_TRUE(fs::exists(dir / "state" / "m.pt"));
+  EXPECT_TRUE(io::load_state_dict(dir / "state" / "m.pt").contains("mean"));
+
+  // Without fitting data but with the saved state: the same scores.
+  write_file(dir / "load.json", R"({"model": {"plugin": "wide-resnet", "params": {"num_classes": 3, "depth": 10, "widen_factor": 1}},
+    "data": {"in": {"plugin": "gaussian-noise", "params": {"size": 20, "seed": 2}},
+             "out": {"u": {"plugin": "uniform-noise", "params": {"size": 20}}}},
+    "detectors": {"m": {"plugin": "test-feature-mean", "load_state": "state/m.pt"}},
+    "evaluate": {"batch_size": 16, "save_scores": true}})");
+  r = ood("run load.json --out b -q --threads 1 " + plugins, dir);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::ifstream a(dir / "a" / "scores.csv"), b(dir / "b" / "scores.csv");
+  const std::string sa((std::istreambuf_iterator<char>(a)), std::istreambuf_iterator<char>());
+  const std::string sb((std::istreambuf_iterator<char>(b)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(sa, sb);
+
+  // A detector that must fit, given neither fitting data nor a state: exit 2, before any work.
+  write_file(dir / "nofit.json", R"({"model": {"plugin": "wide-resnet", "params": {"num_classes": 3, "depth": 10, "widen_factor": 1}},
+    "data": {"in": {"plugin": "gaussian-noise", "params": {"size": 4}}, "out": {"u": {"plugin": "uniform-noise", "params": {"size": 4}}}},
+    "detectors": {"m": {"plugin": "test-feature-mean"}}})");
+  r = ood("run nofit.json --out c -q --threads 1 " + plugins, dir);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_TRUE(contains(r.output, "/detectors/m: detector 'test-feature-mean' must be fitted")) << r.output;
+  // A state file that does not exist: exit 1, named.
+  r = ood("run load.json --out d -q --threads 1 --set detectors.m.load_state=state/none.pt " + plugins, dir);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_TRUE(contains(r.output, "/detectors/m/load_state")) << r.output;
+  EXPECT_TRUE(contains(r.output, "state/none.pt")) << r.output;
+  // A detector that does not fit, given "fit": exit 2.
+  r = ood("run fit.json --out e -q --threads 1 --set detectors.m.plugin=energy-based --set detectors.m.save_state=x.pt " +
+              plugins,
+          dir);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_TRUE(contains(r.output, "/detectors/m/fit: detector 'energy-based' does not fit")) << r.output;
 }
 
 }  // namespace

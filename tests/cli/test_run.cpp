@@ -186,3 +186,41 @@ TEST(Demo, PrintsItsPipeline) {
 
 }  // namespace
 }  // namespace ood::test
+
+namespace ood::test {
+namespace {
+
+// `ood run` with networks of other depths, widths and input channel counts
+// (tests/fixtures/wide_resnet, made by pytorch-ood's WideResNet definition).
+TEST(Run, OtherNetworkShapesGiveTheirPytorchLogits) {
+  for (const std::string name : {"d22_w1_c1", "d10_w3_c2"}) {
+    const fs::path dir = temp_dir("run_" + name);
+    fs::copy_file(fixture("wide_resnet/" + name + "_state.pt"), dir / "state.pt");
+    fs::copy_file(fixture("wide_resnet/" + name + "_data.pt"), dir / "data.pt");
+    const auto data = load_tensor_dict_file("wide_resnet/" + name + "_data.pt");
+    auto scalar = [&](const char* k) { return std::to_string(tensor_of(data, k).item<std::int64_t>()); };
+    const std::string classes = scalar("num_classes") == "4" ? "[0, 1, 2, 3]" : "[0, 1, 2]";
+    const std::string base = R"({"plugin": "tensor-file", "params": {"path": "data.pt", "inputs": "x", "labels": "y"}})";
+    std::ofstream(dir / "p.json") << R"({"model": {"plugin": "wide-resnet", "params": {"num_classes": )" +
+                                         scalar("num_classes") + R"(, "depth": )" + scalar("depth") +
+                                         R"(, "widen_factor": )" + scalar("widen_factor") + R"(, "in_channels": )" +
+                                         scalar("in_channels") + R"(, "weights": "state.pt"}},
+      "data": {"in": {"plugin": "class-filter", "params": {"dataset": )" + base + R"(, "classes": )" + classes + R"(}},
+               "out": {"rest": {"plugin": "class-filter", "params": {"dataset": )" + base + R"(, "classes": [-1]}}}},
+      "detectors": {"energy": {"plugin": "energy-based"}, "max-logit": {"plugin": "max-logit"}},
+      "evaluate": {"batch_size": 5, "save_scores": true}})";
+    auto r = ood("run p.json --out res -q --threads 1", dir);
+    ASSERT_EQ(r.exit_code, 0) << name << "\n" << r.output;
+    const Csv csv = read_csv(dir / "res" / "scores.csv");
+    const at::Tensor logits = tensor_of(data, "logits");
+    const std::int64_t half = logits.size(0) / 2;
+    const at::Tensor scores = at::cat({column(csv, "in", 3), column(csv, "rest", 3)});
+    EXPECT_TRUE(all_close(scores, -at::logsumexp(logits, 1), 1e-4, 1e-4)) << name;
+    const at::Tensor max_logit = at::cat({column(csv, "in", 4), column(csv, "rest", 4)});
+    EXPECT_TRUE(all_close(max_logit, -std::get<0>(logits.max(1)), 1e-4, 1e-4)) << name;
+    EXPECT_EQ(static_cast<std::int64_t>(csv.rows.at("in").size()), half);
+  }
+}
+
+}  // namespace
+}  // namespace ood::test

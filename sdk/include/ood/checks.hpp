@@ -1,7 +1,7 @@
 #pragma once
 // Input checks shared by components, raising ood::ShapeError with messages that name
 // the component and the tensor, e.g.
-//   "max-softmax: logits must be a 2-D floating tensor [N, C], got int64 [4]".
+//   "max-softmax: logits must be a 2-D floating tensor [N, C], got Long [4]".
 #include <ATen/Tensor.h>
 
 #include <string_view>
@@ -16,7 +16,7 @@ OOD_SDK_API void require_floating(const at::Tensor& tensor, std::string_view com
                                   std::string_view what, std::int64_t dims,
                                   std::string_view shape_hint);
 
-/// "int64 [4, 10]": a tensor's dtype and shape, for messages.
+/// "Long [4, 10]": a tensor's dtype (LibTorch's name) and shape, for messages.
 OOD_SDK_API std::string describe_tensor(const at::Tensor& tensor);
 
 }  // namespace ood

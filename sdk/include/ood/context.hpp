@@ -28,7 +28,8 @@ class OOD_SDK_API Context {
 
   /// The pipeline's seed; components derive their own streams from it.
   virtual std::uint64_t seed() const = 0;
-  /// Default root for datasets that download ($OOD_DATA_DIR, else ~/.cache/ood/data).
+  /// Default root for datasets that download: $OOD_DATA_DIR, else
+  /// $XDG_CACHE_HOME/ood/data, else ~/.cache/ood/data.
   virtual std::filesystem::path data_root() const = 0;
 };
 

@@ -19,8 +19,9 @@ class OOD_SDK_API Error : public std::runtime_error {
   ~Error() override;
 };
 
-/// Bad user input: a parameter value, a pipeline description, a command line.
-/// The host maps it to exit code 2 when it is raised before anything runs.
+/// Bad user input: a parameter value, a pipeline description, a command line, a
+/// weights file that does not fit the declared model. The host exits with code 2 for
+/// it (1 for every other ood::Error), so raise it only for what the user wrote.
 class OOD_SDK_API InvalidArgument : public Error {
  public:
   explicit InvalidArgument(const std::string& message);

@@ -3,8 +3,9 @@
 //
 // A plugin library exports exactly one symbol, `ood_plugin`, a Boost.DLL alias in the
 // `boostdll` section (so the loader recognises plugin files without running their
-// code). It points to a C-linkage function returning a plain PluginInfo struct. The
-// loader checks, in this order and before touching anything else:
+// code). It points to a C-linkage function returning a plain PluginInfo struct. After
+// dlopen (which runs the library's static initialisers, so plugins must not do work
+// in them) the loader checks, in this order and before calling anything else:
 //   1. abi_version == OOD_PLUGIN_ABI_VERSION (exact match, like LLVM pass plugins);
 //   2. struct_size >= the size of the fields this host reads (append-only growth);
 //   3. torch_version and cxx_abi equal the host's (LibTorch's C++ ABI is not stable);

@@ -37,9 +37,8 @@
 // Cost: the scores become order-preserving integer keys, one array per class; compute()
 // radix-sorts a copy of each (a constant number of linear passes, no comparisons) and
 // accumulates all four values in ONE merging pass over the two sorted arrays, without
-// building any curve. Time O(n), extra memory about one copy of the keys. update() +
-// compute() on 10M float32 scores take ~0.14x the time of std::sort of those floats
-// (bench/bench_metrics.cpp).
+// building any curve. Time O(n), extra memory about one copy of the keys; measured
+// against std::sort of the same floats by bench/bench_metrics.cpp.
 #include <ATen/core/Tensor.h>
 
 #include <cstddef>
