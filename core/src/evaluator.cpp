@@ -27,6 +27,16 @@ Evaluator::Evaluator(std::shared_ptr<Model> model, std::vector<NamedDetector> de
       transforms_(std::move(transforms)),
       options_(options) {}
 
+LoaderOptions Evaluator::loader_options(const EvalSet& set) const {
+  LoaderOptions lo;
+  lo.batch_size = options_.batch_size;
+  lo.workers = options_.workers;
+  lo.max_samples = options_.max_samples;
+  lo.seed = options_.seed;
+  lo.name = set.pointer;
+  return lo;
+}
+
 void Evaluator::fit(const EvalSet& fit_set) {
   std::vector<NamedDetector*> fitting;
   for (auto& d : detectors_)
@@ -34,13 +44,7 @@ void Evaluator::fit(const EvalSet& fit_set) {
   if (fitting.empty()) return;
 
   model_->set_mode(ModelMode::Eval);
-  LoaderOptions lo;
-  lo.batch_size = options_.batch_size;
-  lo.workers = options_.workers;
-  lo.max_samples = options_.max_samples;
-  lo.seed = options_.seed;
-  lo.name = fit_set.pointer;
-  DataLoader loader(fit_set.dataset, transforms_, lo);
+  DataLoader loader(fit_set.dataset, transforms_, loader_options(fit_set));
   Progress progress("fit on " + fit_set.name, loader.num_batches());
   at::NoGradGuard no_grad;
   while (auto batch = loader.next()) {
@@ -67,16 +71,10 @@ void Evaluator::fit(const EvalSet& fit_set) {
 
 SetScores Evaluator::score(const EvalSet& set, bool ood) {
   model_->set_mode(ModelMode::Eval);
-  LoaderOptions lo;
-  lo.batch_size = options_.batch_size;
-  lo.workers = options_.workers;
-  lo.max_samples = options_.max_samples;
-  lo.seed = options_.seed;
-  lo.name = set.pointer;
   for (const auto& d : detectors_)
     if (!d.detector->is_fitted())
       throw StateError("/detectors/" + d.name + ": the detector is not fitted (give it \"fit\" or \"load_state\")");
-  DataLoader loader(set.dataset, transforms_, lo);
+  DataLoader loader(set.dataset, transforms_, loader_options(set));
   if (loader.num_samples() == 0) throw Error(set.pointer + ": the dataset is empty");
 
   std::vector<std::vector<at::Tensor>> parts(detectors_.size());

@@ -4,7 +4,9 @@
 
 #include <mutex>
 
+#include "ood/context.hpp"
 #include "ood/error.hpp"
+#include "ood/params.hpp"
 
 namespace ood {
 
@@ -18,6 +20,14 @@ std::uint64_t mix_seed(std::uint64_t a, std::uint64_t b) {
 
 at::Generator make_generator(std::uint64_t seed) {
   return at::make_generator<at::CPUGeneratorImpl>(seed);
+}
+
+std::uint64_t component_seed(const Params& params, Context& context, std::string_view stream) {
+  if (params.has("seed")) return static_cast<std::uint64_t>(params.get_int("seed"));
+  // FNV-1a: a hash that is the same with every compiler and standard library.
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (char c : stream) h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
+  return mix_seed(context.seed(), h);
 }
 
 namespace {

@@ -7,37 +7,11 @@
 // the same index always gives the same image, with any number of loader threads.
 #include <ATen/ATen.h>
 
-#include "ood/context.hpp"
-#include "ood/dataset.hpp"
+#include "ood/generated_dataset.hpp"
 #include "ood/plugin.hpp"
 #include "ood/random.hpp"
 
 namespace {
-
-class GaussianNoise final : public ood::Dataset {
- public:
-  GaussianNoise(std::int64_t size, std::vector<std::int64_t> shape, double loc, double scale, std::uint64_t seed)
-      : size_(size), shape_(std::move(shape)), loc_(loc), scale_(scale), seed_(seed) {}
-
-  std::int64_t size() const override { return size_; }
-  ood::Sample get(std::int64_t index) const override {
-    at::Generator gen = ood::make_generator(ood::mix_seed(seed_, static_cast<std::uint64_t>(index)));
-    at::Tensor pixels = at::normal(loc_, scale_, shape_, gen).clamp_(0, 255).trunc_();
-    return {pixels.div_(255.0).to(at::kFloat), at::scalar_tensor(-1, at::kLong)};
-  }
-  ood::DatasetInfo info() const override {
-    ood::DatasetInfo i;
-    i.input_shape = shape_;
-    return i;
-  }
-  at::Tensor labels() const override { return at::full({size_}, -1, at::kLong); }
-
- private:
-  std::int64_t size_;
-  std::vector<std::int64_t> shape_;
-  double loc_, scale_;
-  std::uint64_t seed_;
-};
 
 void register_components(ood::Registrar& registrar) {
   ood::ComponentInfo info;
@@ -59,10 +33,13 @@ void register_components(ood::Registrar& registrar) {
       ood::ParamSpec::integer("seed", "seed (default: derived from the pipeline's seed)").optional().min(0),
   };
   registrar.add_dataset(info, [](const ood::Params& p, ood::Context& ctx) {
-    const std::uint64_t seed = p.has("seed") ? static_cast<std::uint64_t>(p.get_int("seed"))
-                                             : ood::mix_seed(ctx.seed(), 0x6761757373ULL /* "gauss" */);
-    return std::make_shared<GaussianNoise>(p.get_int("size"), p.get_int_list("shape"), p.get_float("loc"),
-                                           p.get_float("scale"), seed);
+    const std::vector<std::int64_t> shape = p.get_int_list("shape");
+    const double loc = p.get_float("loc"), scale = p.get_float("scale");
+    return std::make_shared<ood::GeneratedDataset>(
+        p.get_int("size"), shape, ood::component_seed(p, ctx, "gaussian-noise"), -1,
+        [shape, loc, scale](at::Generator& gen) {
+          return at::normal(loc, scale, shape, gen).clamp_(0, 255).trunc_().div_(255.0).to(at::kFloat);
+        });
   });
 }
 

@@ -24,10 +24,14 @@ TEST(UniformNoise, PixelsAreBytes0To254Over255) {
   EXPECT_NEAR(bytes.mean().item<float>(), 127.0, 4.0);
 }
 
-TEST(UniformNoise, DefaultSeedFollowsThePipelineSeedAndDiffersFromGaussian) {
+TEST(UniformNoise, DefaultSeedFollowsThePipelineSeed) {
   auto u = make_dataset("uniform-noise", R"({"size": 2, "shape": [1, 4, 4]})");
   auto u2 = make_dataset("uniform-noise", R"({"size": 2, "shape": [1, 4, 4]})");
   EXPECT_TRUE(u->get(0).input.equal(u2->get(0).input));
+  auto seeded = make_dataset("uniform-noise", R"({"size": 2, "shape": [1, 4, 4], "seed": 5})");
+  EXPECT_FALSE(u->get(0).input.equal(seeded->get(0).input));
+  EXPECT_THROW(u->get(2), InvalidArgument);
+  EXPECT_THROW(u->get(-1), InvalidArgument);
 }
 
 TEST(UniformNoise, RefusesBadParameters) {

@@ -6,36 +6,11 @@
 // the order of reads (pytorch-ood's does).
 #include <ATen/ATen.h>
 
-#include "ood/context.hpp"
-#include "ood/dataset.hpp"
+#include "ood/generated_dataset.hpp"
 #include "ood/plugin.hpp"
 #include "ood/random.hpp"
 
 namespace {
-
-class UniformNoise final : public ood::Dataset {
- public:
-  UniformNoise(std::int64_t size, std::vector<std::int64_t> shape, std::uint64_t seed)
-      : size_(size), shape_(std::move(shape)), seed_(seed) {}
-
-  std::int64_t size() const override { return size_; }
-  ood::Sample get(std::int64_t index) const override {
-    at::Generator gen = ood::make_generator(ood::mix_seed(seed_, static_cast<std::uint64_t>(index)));
-    at::Tensor pixels = at::rand(shape_, gen, at::kDouble).mul_(255.0).floor_();
-    return {pixels.div_(255.0).to(at::kFloat), at::scalar_tensor(-1, at::kLong)};
-  }
-  ood::DatasetInfo info() const override {
-    ood::DatasetInfo i;
-    i.input_shape = shape_;
-    return i;
-  }
-  at::Tensor labels() const override { return at::full({size_}, -1, at::kLong); }
-
- private:
-  std::int64_t size_;
-  std::vector<std::int64_t> shape_;
-  std::uint64_t seed_;
-};
 
 void register_components(ood::Registrar& registrar) {
   ood::ComponentInfo info;
@@ -55,9 +30,11 @@ void register_components(ood::Registrar& registrar) {
       ood::ParamSpec::integer("seed", "seed (default: derived from the pipeline's seed)").optional().min(0),
   };
   registrar.add_dataset(info, [](const ood::Params& p, ood::Context& ctx) {
-    const std::uint64_t seed = p.has("seed") ? static_cast<std::uint64_t>(p.get_int("seed"))
-                                             : ood::mix_seed(ctx.seed(), 0x756e69666f726dULL /* "uniform" */);
-    return std::make_shared<UniformNoise>(p.get_int("size"), p.get_int_list("shape"), seed);
+    const std::vector<std::int64_t> shape = p.get_int_list("shape");
+    return std::make_shared<ood::GeneratedDataset>(
+        p.get_int("size"), shape, ood::component_seed(p, ctx, "uniform-noise"), -1, [shape](at::Generator& gen) {
+          return at::rand(shape, gen, at::kDouble).mul_(255.0).floor_().div_(255.0).to(at::kFloat);
+        });
   });
 }
 

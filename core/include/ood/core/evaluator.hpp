@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "ood/augmentation.hpp"
+#include "ood/core/data_loader.hpp"
 #include "ood/core/metrics.hpp"
 #include "ood/dataset.hpp"
 #include "ood/detector.hpp"
@@ -68,6 +69,7 @@ class Evaluator {
   EvaluationResult evaluate(const EvalSet& in, const std::vector<EvalSet>& out);
 
  private:
+  LoaderOptions loader_options(const EvalSet& set) const;
   std::shared_ptr<Model> model_;
   std::vector<NamedDetector> detectors_;
   std::vector<std::shared_ptr<const Augmentation>> transforms_;
