@@ -46,16 +46,22 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset,
   }
   if (options_.max_samples > 0 && options_.max_samples < n)
     order_.resize(static_cast<std::size_t>(options_.max_samples));
-  const auto count = static_cast<std::int64_t>(order_.size());
-  num_batches_ = options_.drop_last ? count / options_.batch_size
-                                    : (count + options_.batch_size - 1) / options_.batch_size;
-  if (options_.max_batches > 0) num_batches_ = std::min(num_batches_, options_.max_batches);
+  num_batches_ = count_batches(n, options_);
 
   for (std::int64_t w = 0; w < options_.workers && w < num_batches_; ++w)
     workers_.emplace_back([this] { worker_loop(); });
 }
 
 DataLoader::~DataLoader() { stop_workers(); }
+
+std::int64_t DataLoader::count_batches(std::int64_t dataset_size, const LoaderOptions& options) {
+  const std::int64_t count =
+      options.max_samples > 0 ? std::min(dataset_size, options.max_samples) : dataset_size;
+  std::int64_t batches = options.drop_last ? count / options.batch_size
+                                           : (count + options.batch_size - 1) / options.batch_size;
+  if (options.max_batches > 0) batches = std::min(batches, options.max_batches);
+  return batches;
+}
 
 void DataLoader::stop_workers() {
   {
@@ -95,8 +101,6 @@ Batch DataLoader::make_batch(std::int64_t number) const {
       inputs.push_back(std::move(s.input));
       targets.push_back(std::move(s.target));
       batch.indices.push_back(index);
-    } catch (const Error& e) {
-      throw Error(options_.name + ": sample " + std::to_string(index) + ": " + e.what());
     } catch (const std::exception& e) {
       throw Error(options_.name + ": sample " + std::to_string(index) + ": " + e.what());
     }

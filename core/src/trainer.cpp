@@ -49,12 +49,7 @@ TrainResult train_model(Model& model, Loss& loss, std::shared_ptr<const Dataset>
   lo.name = "/train/data";
 
   // Batches per epoch, for the cosine schedule's length.
-  std::int64_t per_epoch;
-  {
-    LoaderOptions probe = lo;
-    probe.workers = 0;
-    per_epoch = DataLoader(data, {}, probe).num_batches();
-  }
+  const std::int64_t per_epoch = DataLoader::count_batches(data->size(), lo);
   if (per_epoch == 0) throw Error("/train/data: no training batches (is the dataset empty?)");
   const std::int64_t total = per_epoch * plan.epochs;
 

@@ -58,6 +58,9 @@ class DataLoader {
   DataLoader(const DataLoader&) = delete;
   DataLoader& operator=(const DataLoader&) = delete;
 
+  /// How many batches a loader with `options` yields over `dataset_size` samples.
+  static std::int64_t count_batches(std::int64_t dataset_size, const LoaderOptions& options);
+
   std::int64_t num_batches() const { return num_batches_; }
   std::int64_t num_samples() const { return static_cast<std::int64_t>(order_.size()); }
   /// The next batch in order, or nothing at the end. Rethrows a worker's error
