@@ -43,14 +43,18 @@ int main(int argc, char** argv) {
     std::size_t i = 0;
     bool help = false, version = false;
     std::vector<std::string> leading;
+    const po::options_description global_table = global_options_description(global);
     while (i < args.size() && !args[i].empty() && args[i][0] == '-') {
       const std::string& a = args[i];
       if (a == "--help" || a == "-h") help = true;
       else if (a == "--version") version = true;
       else {
         leading.push_back(a);
-        const bool takes_value = (a == "--threads" || a == "--log-level" || a == "--plugin-path");
-        if (takes_value && i + 1 < args.size()) leading.push_back(args[++i]);
+        // "--threads 4": the value is the next argument ("--threads=4" is one).
+        const auto* option = a.rfind("--", 0) == 0 && a.find('=') == std::string::npos
+                                 ? global_table.find_nothrow(a.substr(2), false)
+                                 : nullptr;
+        if (option && option->semantic()->max_tokens() > 0 && i + 1 < args.size()) leading.push_back(args[++i]);
       }
       ++i;
     }

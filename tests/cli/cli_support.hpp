@@ -13,6 +13,10 @@ inline std::string ood_binary() {
   return b;
 }
 
+inline bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
 /// Runs `ood ARGS` in `dir` with one thread and no progress output.
 inline CommandResult ood(const std::string& args, const std::filesystem::path& dir = std::filesystem::current_path()) {
   return run_command("cd '" + dir.string() + "' && '" + ood_binary() + "' " + args);

@@ -15,10 +15,6 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::ordered_json;
 
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
-
 TEST(Cli, UsageAndVersion) {
   auto r = ood("");
   EXPECT_EQ(r.exit_code, 2);
@@ -196,10 +192,7 @@ TEST(Cli, FittedStateIsSavedAndLoaded) {
     "evaluate": {"batch_size": 16, "save_scores": true}})");
   r = ood("run load.json --out b -q --threads 1 " + plugins, dir);
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  std::ifstream a(dir / "a" / "scores.csv"), b(dir / "b" / "scores.csv");
-  const std::string sa((std::istreambuf_iterator<char>(a)), std::istreambuf_iterator<char>());
-  const std::string sb((std::istreambuf_iterator<char>(b)), std::istreambuf_iterator<char>());
-  EXPECT_EQ(sa, sb);
+  EXPECT_EQ(read_text(dir / "a" / "scores.csv"), read_text(dir / "b" / "scores.csv"));
 
   // A detector that must fit, given neither fitting data nor a state: exit 2, before any work.
   write_file(dir / "nofit.json", R"({"model": {"plugin": "wide-resnet", "params": {"num_classes": 3, "depth": 10, "widen_factor": 1}},

@@ -17,10 +17,6 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
-
 // The pipeline of the issue, verbatim: paths relative to the working directory.
 const char* kIssuePipeline = R"({"model": {"plugin": "wide-resnet", "params": {"num_classes": 10, "depth": 16,
            "widen_factor": 2, "weights": "ref/wrn_state.pt"}},
@@ -170,10 +166,9 @@ TEST(Demo, TinyBudgetRunsAndIsDeterministic) {
   // Same seed, same table.
   r = ood("demo --out b " + budget, dir);
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  std::ifstream a(dir / "a" / "metrics.md"), b(dir / "b" / "metrics.md");
-  const std::string ta((std::istreambuf_iterator<char>(a)), std::istreambuf_iterator<char>());
-  const std::string tb((std::istreambuf_iterator<char>(b)), std::istreambuf_iterator<char>());
-  EXPECT_EQ(ta, tb);
+  const std::string table = read_text(dir / "a" / "metrics.md");
+  ASSERT_FALSE(table.empty());
+  EXPECT_EQ(table, read_text(dir / "b" / "metrics.md"));
 }
 
 TEST(Demo, PrintsItsPipeline) {

@@ -135,6 +135,11 @@ std::shared_ptr<Loss> make_loss(const std::string& plugin, const std::string& pa
   return ::testing::AssertionSuccess();
 }
 
+std::string read_text(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
 CommandResult run_command(const std::string& command) {
   CommandResult result{-1, ""};
   FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");

@@ -44,6 +44,9 @@ std::shared_ptr<Loss> make_loss(const std::string& plugin, const std::string& pa
 ::testing::AssertionResult all_close(const at::Tensor& actual, const at::Tensor& expected, double rtol,
                                      double atol);
 
+/// The whole content of a text file ("" when it cannot be read).
+std::string read_text(const std::filesystem::path& file);
+
 /// Runs `command` through the shell; returns its exit code and combined output.
 struct CommandResult {
   int exit_code;

@@ -69,9 +69,7 @@ TEST(Results, ScoresCsvRoundTripsEveryValue) {
 TEST(Results, AtomicWrites) {
   const auto dir = test::temp_dir("atomic");
   write_file_atomically(dir / "sub" / "a.txt", "hello");
-  std::ifstream in(dir / "sub" / "a.txt");
-  std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  EXPECT_EQ(content, "hello");
+  EXPECT_EQ(test::read_text(dir / "sub" / "a.txt"), "hello");
   int files = 0;
   for (const auto& e : std::filesystem::directory_iterator(dir / "sub")) files += e.is_regular_file();
   EXPECT_EQ(files, 1);  // no temporary left behind
