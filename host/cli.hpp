@@ -18,6 +18,10 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailure = 1;  // the work itself failed (file, data, plugin error)
 inline constexpr int kExitUsage = 2;    // bad command line or invalid pipeline
 
+/// Upper bound of --threads: this many per hardware thread, and never more than kMaxThreads.
+inline constexpr int kThreadsPerCore = 4;
+inline constexpr int kMaxThreads = 1024;
+
 /// Options every subcommand accepts, before or after its name.
 struct GlobalOptions {
   int threads = 0;  // 0 = all cores
@@ -48,6 +52,7 @@ int cmd_describe(const std::vector<std::string>& args, GlobalOptions& global);
 int cmd_validate(const std::vector<std::string>& args, GlobalOptions& global);
 int cmd_run(const std::vector<std::string>& args, GlobalOptions& global);
 int cmd_demo(const std::vector<std::string>& args, GlobalOptions& global);
+int cmd_weights(const std::vector<std::string>& args, GlobalOptions& global);
 
 /// Parses a subcommand's arguments with its own options plus the global ones.
 po::variables_map parse_command(const std::string& command, const std::vector<std::string>& args,
@@ -56,5 +61,7 @@ po::variables_map parse_command(const std::string& command, const std::vector<st
 
 /// The demo pipeline shipped inside the binary.
 extern const char* const kDemoPipeline;
+/// The outlier-exposure example (`ood demo --example outlier-exposure`).
+extern const char* const kDemoOutlierExposurePipeline;
 
 }  // namespace ood::cli

@@ -1,5 +1,8 @@
 // ood: run out-of-distribution detection pipelines built from plugins.
+#include <c10/util/Exception.h>
+
 #include <iostream>
+#include <string>
 
 #include "cli.hpp"
 #include "ood/core/pipeline.hpp"
@@ -11,14 +14,27 @@ constexpr const char* kUsage = R"(usage: ood [global options] <command> [args]
 
 Commands:
   demo                      train a small WideResNet on Fashion-MNIST classes 0-5 and
-                            evaluate every detector against held-out classes and noise
+                            evaluate four detectors against held-out classes and noise
+                            (--example outlier-exposure: trained with outlier exposure)
   run FILE                  run a pipeline description (JSON)
   validate FILE             check a pipeline against every plugin's schema
   plugins                   list the available components
   describe NAME             show a component's summary, paper and parameters
+  weights list | fetch NAME named pretrained weights: list them, download one
 
 Run `ood <command> --help` for a command's options.
 )";
+
+// Messages that wrap a LibTorch error carry its backtrace ("Exception raised from ...
+// (most recent call first): frame #0 ..."); users get the message only.
+std::string without_backtrace(std::string what) {
+  const auto trace = what.find("Exception raised from");
+  if (trace != std::string::npos) {
+    what.erase(trace);
+    while (!what.empty() && (what.back() == '\n' || what.back() == ' ')) what.pop_back();
+  }
+  return what;
+}
 
 int dispatch(const std::string& command, const std::vector<std::string>& args,
              ood::cli::GlobalOptions& global) {
@@ -28,6 +44,7 @@ int dispatch(const std::string& command, const std::vector<std::string>& args,
   if (command == "validate") return cmd_validate(args, global);
   if (command == "run") return cmd_run(args, global);
   if (command == "demo") return cmd_demo(args, global);
+  if (command == "weights") return cmd_weights(args, global);
   throw UsageError("unknown command '" + command + "'\n" + kUsage);
 }
 
@@ -75,17 +92,18 @@ int main(int argc, char** argv) {
     std::cerr << "error: " << e.what() << "\n";
     return kExitUsage;
   } catch (const ood::InvalidArgument& e) {
-    std::cerr << "error: " << e.what() << "\n";
+    std::cerr << "error: " << without_backtrace(e.what()) << "\n";
     return kExitUsage;
   } catch (const ood::Error& e) {
-    std::cerr << "error: " << e.what() << "\n";
+    std::cerr << "error: " << without_backtrace(e.what()) << "\n";
+    return kExitFailure;
+  } catch (const c10::Error& e) {
+    // LibTorch: its message without the C++ backtrace.
+    std::cerr << "error: " << without_backtrace(e.what_without_backtrace()) << "\n";
     return kExitFailure;
   } catch (const std::exception& e) {
-    // LibTorch (c10::Error) and the standard library: still one message, no crash.
-    std::string what = e.what();
-    const auto trace = what.find("\nException raised from");
-    if (trace != std::string::npos) what = what.substr(0, trace);
-    std::cerr << "error: " << what << "\n";
+    // The standard library: still one message, no crash.
+    std::cerr << "error: " << without_backtrace(e.what()) << "\n";
     return kExitFailure;
   }
 }

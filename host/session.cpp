@@ -55,6 +55,13 @@ void open_session(const GlobalOptions& options, Session& session) {
   // LibTorch starts with a fraction of the cores on this kind of machine; ood uses all
   // of them unless told otherwise.
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // More threads than cores only slow LibTorch down (1000 on 2 cores: 100x slower;
+  // 100000 never finishes starting them).
+  const int max_threads = std::min(kMaxThreads, kThreadsPerCore * cores);
+  if (options.threads > max_threads)
+    throw UsageError("--threads " + std::to_string(options.threads) + ": at most " + std::to_string(max_threads) +
+                     " (" + std::to_string(kThreadsPerCore) + " per hardware thread, " + std::to_string(cores) +
+                     " here, and never more than " + std::to_string(kMaxThreads) + ")");
   session.threads = options.threads > 0 ? options.threads : cores;
   at::set_num_threads(session.threads);
 

@@ -57,8 +57,10 @@ DataLoader::~DataLoader() { stop_workers(); }
 std::int64_t DataLoader::count_batches(std::int64_t dataset_size, const LoaderOptions& options) {
   const std::int64_t count =
       options.max_samples > 0 ? std::min(dataset_size, options.max_samples) : dataset_size;
-  std::int64_t batches = options.drop_last ? count / options.batch_size
-                                           : (count + options.batch_size - 1) / options.batch_size;
+  // Not (count + batch_size - 1) / batch_size: that overflows for batch sizes near
+  // INT64_MAX, which mean "one batch".
+  std::int64_t batches = count / options.batch_size;
+  if (!options.drop_last && count % options.batch_size != 0) ++batches;
   if (options.max_batches > 0) batches = std::min(batches, options.max_batches);
   return batches;
 }
@@ -76,9 +78,11 @@ void DataLoader::stop_workers() {
 }
 
 Batch DataLoader::make_batch(std::int64_t number) const {
+  // number < num_batches_, so begin < order_.size(); the end is computed without
+  // begin + batch_size, which overflows for huge batch sizes.
+  const std::int64_t size = static_cast<std::int64_t>(order_.size());
   const std::int64_t begin = number * options_.batch_size;
-  const std::int64_t end =
-      std::min<std::int64_t>(begin + options_.batch_size, static_cast<std::int64_t>(order_.size()));
+  const std::int64_t end = begin + std::min(options_.batch_size, size - begin);
   Batch batch;
   batch.number = number;
   std::vector<at::Tensor> inputs, targets;
@@ -101,12 +105,29 @@ Batch DataLoader::make_batch(std::int64_t number) const {
       inputs.push_back(std::move(s.input));
       targets.push_back(std::move(s.target));
       batch.indices.push_back(index);
+    } catch (const c10::Error& e) {
+      throw Error(options_.name + ": sample " + std::to_string(index) + ": " + e.what_without_backtrace());
     } catch (const std::exception& e) {
       throw Error(options_.name + ": sample " + std::to_string(index) + ": " + e.what());
     }
   }
   batch.inputs = at::stack(inputs);
   batch.targets = at::stack(targets);
+  // Complex labels would be cut to their real part without a word.
+  if (at::isComplexType(batch.targets.scalar_type()))
+    throw Error(options_.name + ": sample " + std::to_string(batch.indices.front()) + ": labels are " +
+                std::string(c10::toString(batch.targets.scalar_type())) + "; labels must be integers");
+  // NaN in the data makes NaN scores; name the set and the sample here, where it is
+  // known, rather than let the metrics blame a set later.
+  if (batch.inputs.numel() > 0 &&
+      (at::isFloatingType(batch.inputs.scalar_type()) || at::isComplexType(batch.inputs.scalar_type()))) {
+    const at::Tensor bad = batch.inputs.isnan().reshape({batch.inputs.size(0), -1}).any(1);
+    if (bad.any().item<bool>()) {
+      const std::int64_t k = bad.to(at::kByte).argmax().item<std::int64_t>();
+      throw Error(options_.name + ": sample " + std::to_string(batch.indices[static_cast<std::size_t>(k)]) +
+                  ": the input contains NaN");
+    }
+  }
   return batch;
 }
 

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "ood/checks.hpp"
@@ -25,7 +26,15 @@ Evaluator::Evaluator(std::shared_ptr<Model> model, std::vector<NamedDetector> de
     : model_(std::move(model)),
       detectors_(std::move(detectors)),
       transforms_(std::move(transforms)),
-      options_(options) {}
+      options_(options) {
+  for (const auto& d : detectors_)
+    for (const auto& layer : d.detector->needs().layers)
+      if (std::find(layers_.begin(), layers_.end(), layer) == layers_.end()) layers_.push_back(layer);
+}
+
+void Evaluator::prefetch(Views& views) const {
+  if (!layers_.empty()) views.prefetch_layers(layers_);
+}
 
 LoaderOptions Evaluator::loader_options(const EvalSet& set) const {
   LoaderOptions lo;
@@ -49,6 +58,7 @@ void Evaluator::fit(const EvalSet& fit_set) {
   at::NoGradGuard no_grad;
   while (auto batch = loader.next()) {
     Views views(*model_, batch->inputs.to(options_.device));
+    prefetch(views);
     const at::Tensor fit_labels = batch->targets.to(options_.device, at::kLong);
     for (NamedDetector* d : fitting) {
       try {
@@ -86,6 +96,7 @@ SetScores Evaluator::score(const EvalSet& set, bool ood) {
     // One Views per batch: the first detector that asks for logits or features runs
     // the model, every other detector reuses the cached result.
     Views views(*model_, batch->inputs.to(options_.device));
+    prefetch(views);
     for (std::size_t d = 0; d < detectors_.size(); ++d) {
       at::Tensor s;
       try {

@@ -1,7 +1,11 @@
 #include "ood/core/pipeline.hpp"
 
+#include <cerrno>
 #include <fstream>
+#include <functional>
 #include <sstream>
+#include <system_error>
+#include <unordered_set>
 
 #include "ood/core/suggest.hpp"
 
@@ -61,8 +65,28 @@ std::vector<ParamSpec> train_specs() {
           .default_value("cosine"),
       ParamSpec::integer("step_size", "epochs between decays (step schedule)").default_value(1).min(1),
       ParamSpec::real("gamma", "decay factor (step schedule)").default_value(0.1).min(0.0, true),
-      ParamSpec::path("checkpoint", "where the trained state dict is written (default: <out>/model.pt)")
+      ParamSpec::path("checkpoint", "where the trained state dict is written (default: <out>/model.pt); "
+                                    "the training state goes beside it as <name>.train.pt")
           .optional(),
+      ParamSpec::choice("optimizer", {"sgd", "adam", "adamw"}, "optimiser").default_value("sgd"),
+      ParamSpec::list("betas", ParamType::Float, "Adam/AdamW coefficients of the running averages")
+          .default_value(std::vector<double>{0.9, 0.999})
+          .items(2, 2)
+          .min(0.0)
+          .max(1.0, true),
+      ParamSpec::integer("warmup_epochs", "epochs of linear learning-rate warm-up before the schedule")
+          .default_value(0)
+          .min(0),
+      ParamSpec::component("outliers", Kind::Dataset,
+                           "auxiliary OOD data mixed into every batch with label -1 (outlier exposure)")
+          .optional(),
+      ParamSpec::component_list("outlier_transforms", Kind::Augmentation, "augmentations of the outliers, in order")
+          .default_json("[]"),
+      ParamSpec::integer("outlier_batch_size", "outliers added to every batch (0: batch_size)").default_value(0).min(0),
+      ParamSpec::integer("checkpoint_every", "write the training state every N epochs (0: after the last only)")
+          .default_value(0)
+          .min(0),
+      ParamSpec::path("resume", "a training state (<name>.train.pt) to continue from").optional(),
   };
 }
 
@@ -111,43 +135,198 @@ std::vector<ComponentSpec> to_specs(const json& list, const std::string& pointer
   return out;
 }
 
+// "null counts as absent", for the sections too: {"model": null} is no model.
+bool present(const json& object, const char* key) {
+  return object.is_object() && object.contains(key) && !object[key].is_null();
+}
+
+// The pointer of the first value nested deeper than kMaxJsonDepth, found without
+// recursion (documents built by code or --set are not checked by the parser).
+std::optional<std::string> too_deep(const json& document) {
+  struct Node {
+    const json* value;
+    std::string pointer;
+    std::size_t depth;
+  };
+  std::vector<Node> todo{{&document, "", 1}};
+  while (!todo.empty()) {
+    Node node = std::move(todo.back());
+    todo.pop_back();
+    if (!node.value->is_structured()) continue;
+    if (node.depth > kMaxJsonDepth) return node.pointer;
+    if (node.value->is_object()) {
+      for (auto it = node.value->begin(); it != node.value->end(); ++it)
+        todo.push_back({&*it, pointer_append(node.pointer, it.key()), node.depth + 1});
+    } else {
+      for (std::size_t i = 0; i < node.value->size(); ++i)
+        todo.push_back({&(*node.value)[i], pointer_append(node.pointer, std::to_string(i)), node.depth + 1});
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 PipelineError::PipelineError(const std::string& source, std::vector<Diagnostic> diagnostics)
     : InvalidArgument(join_diagnostics(source, diagnostics)), diagnostics_(std::move(diagnostics)) {}
 
-json parse_pipeline_text(const std::string& text, const std::string& source) {
-  try {
-    return json::parse(text, nullptr, true, /*ignore_comments=*/true);
-  } catch (const json::parse_error& e) {
-    // Turn the byte offset into line:column, which editors understand.
-    std::size_t line = 1, column = 1;
-    const std::size_t end = std::min<std::size_t>(e.byte ? e.byte - 1 : 0, text.size());
-    for (std::size_t i = 0; i < end; ++i) {
-      if (text[i] == '\n') {
-        ++line;
-        column = 1;
-      } else {
-        ++column;
-      }
+namespace {
+
+// "file:line:column" of byte `offset` in `text`, which editors understand.
+std::string location(const std::string& text, std::size_t offset, const std::string& source) {
+  std::size_t line = 1, column = 1;
+  const std::size_t end = std::min(offset, text.size());
+  for (std::size_t i = 0; i < end; ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
     }
+  }
+  return source + ":" + std::to_string(line) + ":" + std::to_string(column);
+}
+
+// Thrown by the parser callback to stop parsing a document nested too deeply.
+struct TooDeep {
+  std::string pointer;
+};
+
+// Follows the parser's events to know the JSON pointer of the value being read, so
+// that duplicate keys and excessive nesting are reported where they are.
+class PointerTracker {
+ public:
+  // Returns false to make nlohmann drop nothing: every value is kept.
+  bool operator()(int /*depth*/, json::parse_event_t event, json& parsed) {
+    using E = json::parse_event_t;
+    switch (event) {
+      case E::object_start:
+      case E::array_start:
+        enter_element();
+        frames_.push_back(Frame{event == E::array_start, -1, {}, {}});
+        if (frames_.size() > kMaxJsonDepth) throw TooDeep{pointer()};
+        break;
+      case E::object_end:
+      case E::array_end:
+        if (!frames_.empty()) frames_.pop_back();
+        break;
+      case E::key: {
+        Frame& f = frames_.back();
+        f.key = parsed.get<std::string>();
+        if (!f.keys.insert(f.key).second) duplicates_.push_back(pointer());
+        break;
+      }
+      case E::value:
+        enter_element();
+        break;
+    }
+    return true;
+  }
+  const std::vector<std::string>& duplicates() const { return duplicates_; }
+
+ private:
+  struct Frame {
+    bool array;
+    std::int64_t index;
+    std::string key;
+    std::unordered_set<std::string> keys;
+  };
+  void enter_element() {
+    if (!frames_.empty() && frames_.back().array) ++frames_.back().index;
+  }
+  std::string pointer() const {
+    std::string out;
+    for (const Frame& f : frames_) {
+      // A container without a member yet: the pointer is the container's own.
+      if (f.array ? f.index < 0 : f.keys.empty()) break;
+      out = pointer_append(out, f.array ? std::to_string(f.index) : f.key);
+    }
+    return out;
+  }
+  std::vector<Frame> frames_;
+  std::vector<std::string> duplicates_;
+};
+
+// The text nlohmann quotes in "number overflow parsing '1e999'", located in the
+// document (its first occurrence as a whole token), for a file:line:column.
+std::size_t find_token(const std::string& text, const std::string& token) {
+  for (std::size_t pos = text.find(token); pos != std::string::npos; pos = text.find(token, pos + 1)) {
+    const auto boundary = [](char c) { return !(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '+'); };
+    const bool start_ok = pos == 0 || boundary(text[pos - 1]);
+    const bool end_ok = pos + token.size() >= text.size() || boundary(text[pos + token.size()]);
+    if (start_ok && end_ok) return pos;
+  }
+  return std::string::npos;
+}
+
+}  // namespace
+
+json parse_json_text(const std::string& text, const std::string& source) {
+  PointerTracker tracker;
+  json document;
+  try {
+    document = json::parse(text, std::ref(tracker), true, /*ignore_comments=*/true);
+  } catch (const TooDeep& deep) {
+    throw InvalidArgument(source + ": " + (deep.pointer.empty() ? "/" : deep.pointer) +
+                          ": JSON nested deeper than " + std::to_string(kMaxJsonDepth) +
+                          " levels (the limit for pipelines)");
+  } catch (const json::parse_error& e) {
     std::string what = e.what();
     const auto pos = what.find("syntax error");
     if (pos != std::string::npos) what = what.substr(pos);
-    throw InvalidArgument(source + ":" + std::to_string(line) + ":" + std::to_string(column) +
-                          ": not valid JSON: " + what);
+    throw InvalidArgument(location(text, e.byte ? e.byte - 1 : 0, source) + ": not valid JSON: " + what);
+  } catch (const json::out_of_range& e) {
+    // 406: "number overflow parsing '1e999'": a number beyond the range of a double.
+    std::string what = e.what();
+    const auto q1 = what.find('\''), q2 = what.rfind('\'');
+    std::string where = source;
+    if (q1 != std::string::npos && q2 > q1) {
+      const std::string token = what.substr(q1 + 1, q2 - q1 - 1);
+      if (const auto at = find_token(text, token); at != std::string::npos) where = location(text, at, source);
+      throw InvalidArgument(where + ": not valid JSON: the number " + token +
+                            " is out of range (beyond +-1.8e308)");
+    }
+    throw InvalidArgument(where + ": not valid JSON: " + what);
+  } catch (const json::exception& e) {
+    throw InvalidArgument(source + ": not valid JSON: " + e.what());
   }
+  if (!tracker.duplicates().empty()) {
+    std::vector<Diagnostic> diags;
+    for (const auto& ptr : tracker.duplicates())
+      diags.push_back({ptr, "duplicate key (a later value would silently replace the earlier one)"});
+    throw PipelineError(source, diags);
+  }
+  return document;
+}
+
+json parse_pipeline_text(const std::string& text, const std::string& source) {
+  return parse_json_text(text, source);
 }
 
 json read_pipeline_file(const fs::path& file) {
+  const std::string name = file.string();
+  if (name.empty()) throw InvalidArgument("the pipeline file name is empty");
   std::error_code ec;
-  if (!fs::is_regular_file(file, ec))
-    throw InvalidArgument(file.string() + ": no such pipeline file");
+  const auto status = fs::status(file, ec);
+  if (!fs::exists(status)) throw InvalidArgument(name + ": no such pipeline file");
+  if (fs::is_directory(status)) throw InvalidArgument(name + ": is a directory, not a pipeline file");
+  if (!fs::is_regular_file(status))
+    throw InvalidArgument(name + ": not a regular file (a FIFO, socket or device cannot be a pipeline file)");
+  if (fs::file_size(file, ec) > kMaxPipelineBytes)
+    throw InvalidArgument(name + ": larger than " + std::to_string(kMaxPipelineBytes >> 20) +
+                          " MiB; not a pipeline file");
+  errno = 0;
   std::ifstream in(file, std::ios::binary);
-  if (!in) throw InvalidArgument(file.string() + ": cannot open pipeline file");
+  if (!in) {
+    const int error = errno;
+    throw InvalidArgument(name + ": cannot open pipeline file: " +
+                          (error ? std::error_code(error, std::generic_category()).message()
+                                 : std::string("unknown reason")));
+  }
   std::ostringstream text;
   text << in.rdbuf();
-  return parse_pipeline_text(text.str(), file.string());
+  if (in.bad()) throw InvalidArgument(name + ": cannot read pipeline file");
+  return parse_json_text(text.str(), name);
 }
 
 void apply_override(json& document, const std::string& assignment) {
@@ -157,9 +336,9 @@ void apply_override(json& document, const std::string& assignment) {
   const std::string path = assignment.substr(0, eq);
   const std::string text = assignment.substr(eq + 1);
   json value;
-  try {
-    value = json::parse(text);
-  } catch (const json::exception&) {
+  if (json::accept(text)) {
+    value = parse_json_text(text, "--set '" + assignment + "'");  // limits and duplicates
+  } else {
     value = text;  // a bare word is a string: --set data.in.params.split=test
   }
   std::vector<std::string> tokens;
@@ -237,6 +416,12 @@ Pipeline parse_pipeline(const json& document, const Registry& registry, const st
     diags.push_back({"", "a pipeline is a JSON object, got a " + json_type_name(document)});
     throw PipelineError(source, diags);
   }
+  // Before anything copies or walks the document recursively.
+  if (auto deep = too_deep(document)) {
+    diags.push_back({*deep, "JSON nested deeper than " + std::to_string(kMaxJsonDepth) +
+                                " levels (the limit for pipelines)"});
+    throw PipelineError(source, diags);
+  }
   json normalized = json::object();
 
   for (auto it = document.begin(); it != document.end(); ++it)
@@ -247,7 +432,7 @@ Pipeline parse_pipeline(const json& document, const Registry& registry, const st
   // seed, device, model
   json top = json::object();
   for (const char* key : {"seed", "device", "model"})
-    if (document.contains(key)) top[key] = document[key];
+    if (present(document, key)) top[key] = document[key];
   if (auto t = validator.params(top_specs(), "the pipeline", {}, top, "", diags)) {
     plan.seed = (*t)["seed"].get<std::uint64_t>();
     plan.device = (*t)["device"].get<std::string>();
@@ -256,7 +441,7 @@ Pipeline parse_pipeline(const json& document, const Registry& registry, const st
   }
 
   // train
-  if (document.contains("train")) {
+  if (present(document, "train")) {
     if (auto t = validator.params(train_specs(), "section 'train'", {}, document["train"], "/train", diags)) {
       TrainPlan tp;
       tp.data = to_spec((*t)["data"], "/train/data");
@@ -274,13 +459,25 @@ Pipeline parse_pipeline(const json& document, const Registry& registry, const st
       tp.step_size = (*t)["step_size"];
       tp.gamma = (*t)["gamma"];
       if (t->contains("checkpoint")) tp.checkpoint = (*t)["checkpoint"].get<std::string>();
+      tp.optimizer = (*t)["optimizer"];
+      tp.betas = (*t)["betas"].get<std::vector<double>>();
+      tp.warmup_epochs = (*t)["warmup_epochs"];
+      if (t->contains("outliers")) tp.outliers = to_spec((*t)["outliers"], "/train/outliers");
+      tp.outlier_transforms = to_specs((*t)["outlier_transforms"], "/train/outlier_transforms");
+      tp.outlier_batch_size = (*t)["outlier_batch_size"];
+      tp.checkpoint_every = (*t)["checkpoint_every"];
+      if (t->contains("resume")) tp.resume = (*t)["resume"].get<std::string>();
+      if (tp.warmup_epochs >= tp.epochs)
+        diags.push_back({"/train/warmup_epochs", "the warm-up (" + std::to_string(tp.warmup_epochs) +
+                                                     " epochs) must be shorter than training (" +
+                                                     std::to_string(tp.epochs) + " epochs)"});
       plan.train = std::move(tp);
       normalized["train"] = *t;
     }
   }
 
   // data: fit / in / transforms through the schema, out (a map) by hand
-  if (document.contains("data")) {
+  if (present(document, "data")) {
     const json& data = document["data"];
     if (!data.is_object()) {
       diags.push_back({"/data", "expected an object with 'in', 'out', 'fit', 'transforms', got a " +
@@ -295,10 +492,14 @@ Pipeline parse_pipeline(const json& document, const Registry& registry, const st
         plan.transforms = to_specs((*d)["transforms"], "/data/transforms");
         normalized["data"] = *d;
       }
-      if (data.contains("out")) {
+      if (present(data, "out")) {
         const json& out = data["out"];
-        if (!out.is_object() || out.empty()) {
-          diags.push_back({"/data/out", "expected an object mapping OOD set names to dataset components"});
+        if (!out.is_object()) {
+          diags.push_back({"/data/out", "expected an object mapping OOD set names to dataset components, got a " +
+                                            json_type_name(out)});
+        } else if (out.empty()) {
+          diags.push_back({"/data/out", "no OOD set: name at least one, e.g. {\"noise\": {\"plugin\": "
+                                        "\"uniform-noise\"}}"});
         } else {
           json out_norm = json::object();
           for (auto it = out.begin(); it != out.end(); ++it) {
@@ -320,10 +521,15 @@ Pipeline parse_pipeline(const json& document, const Registry& registry, const st
   }
 
   // detectors: a map of names to components with evaluation options
-  if (document.contains("detectors")) {
+  if (present(document, "detectors")) {
     const json& dets = document["detectors"];
-    if (!dets.is_object() || dets.empty()) {
-      diags.push_back({"/detectors", "expected an object mapping detector names to detectors"});
+    if (!dets.is_object()) {
+      diags.push_back({"/detectors", "expected an object mapping detector names to detectors, got a " +
+                                         json_type_name(dets)});
+    } else if (dets.empty()) {
+      // An empty map is a mistake, not "no detectors": leaving the section out says that.
+      diags.push_back({"/detectors", "no detector: name at least one, e.g. {\"msp\": {\"plugin\": "
+                                     "\"max-softmax\"}}, or leave \"detectors\" out"});
     } else {
       json det_norm = json::object();
       for (auto it = dets.begin(); it != dets.end(); ++it) {
@@ -352,8 +558,7 @@ Pipeline parse_pipeline(const json& document, const Registry& registry, const st
               ok = false;
             } else {
               dp.fit_set = "fit";
-              if (!document.contains("data") || !document["data"].is_object() ||
-                  !document["data"].contains("fit")) {
+              if (!present(document, "data") || !present(document["data"], "fit")) {
                 diags.push_back({fptr, "refers to /data/fit, which the pipeline does not define"});
                 ok = false;
               }
@@ -361,6 +566,9 @@ Pipeline parse_pipeline(const json& document, const Registry& registry, const st
           } else if (f.key() == "load_state" || f.key() == "save_state") {
             if (!f->is_string() || f->get<std::string>().empty()) {
               diags.push_back({fptr, "expected a file path, got " + f->dump()});
+              ok = false;
+            } else if (f->get<std::string>().find('\0') != std::string::npos) {
+              diags.push_back({fptr, "a path cannot contain a NUL character (\\u0000)"});
               ok = false;
             } else if (f.key() == "load_state") {
               dp.load_state = f->get<std::string>();
@@ -391,7 +599,7 @@ Pipeline parse_pipeline(const json& document, const Registry& registry, const st
 
   // evaluate
   {
-    const json eval = document.contains("evaluate") ? document["evaluate"] : json::object();
+    const json eval = present(document, "evaluate") ? document["evaluate"] : json::object();
     if (auto e = validator.params(evaluate_specs(), "section 'evaluate'", {}, eval, "/evaluate", diags)) {
       plan.evaluate.batch_size = (*e)["batch_size"];
       plan.evaluate.workers = (*e)["workers"];
@@ -402,17 +610,31 @@ Pipeline parse_pipeline(const json& document, const Registry& registry, const st
   }
 
   // What the sections need from each other.
-  const bool has_detectors = document.contains("detectors");
+  const bool has_detectors = present(document, "detectors");
   if (has_detectors) {
-    if (!document.contains("model")) diags.push_back({"", "detectors need a model: add \"model\""});
-    if (!document.contains("data") || !document["data"].is_object() || !document["data"].contains("in"))
+    if (!present(document, "model")) diags.push_back({"", "detectors need a model: add \"model\""});
+    if (!present(document, "data") || !present(document["data"], "in"))
       diags.push_back({"/data", "detectors need in-distribution data: add \"in\""});
-    if (!document.contains("data") || !document["data"].is_object() || !document["data"].contains("out"))
+    if (!present(document, "data") || !present(document["data"], "out"))
       diags.push_back({"/data", "detectors need at least one OOD set: add \"out\""});
   }
-  if (document.contains("train") && !document.contains("model"))
+  if (present(document, "train") && !present(document, "model"))
     diags.push_back({"", "training needs a model: add \"model\""});
-  if (!has_detectors && !document.contains("train"))
+  // Training data must not be evaluation data: an outlier set that is also a test OOD
+  // set (or training data that is also the ID test set) would make the metrics lie.
+  if (normalized.contains("train") && normalized.contains("data") && normalized["data"].is_object()) {
+    const json& t = normalized["train"];
+    const json& d = normalized["data"];
+    auto same = [](const json& a, const json& b) { return !a.is_null() && a == b; };
+    if (t.contains("outliers") && d.contains("out") && d["out"].is_object())
+      for (const auto& [name, set] : d["out"].items())
+        if (same(t["outliers"], set))
+          diags.push_back({"/train/outliers", "the training outliers are the test OOD set /data/out/" + name +
+                                                  ": the evaluation would measure memorised outliers"});
+    if (t.contains("data") && d.contains("in") && same(t["data"], d["in"]))
+      diags.push_back({"/train/data", "the training data is the in-distribution test set /data/in"});
+  }
+  if (!has_detectors && !present(document, "train"))
     diags.push_back({"", "nothing to do: add \"detectors\" (with \"data\") or \"train\""});
   if (document.contains("device") && document["device"].is_string()) {
     const std::string device = document["device"].get<std::string>();

@@ -12,7 +12,11 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstddef>
+#include <fstream>
+#include <optional>
+#include <system_error>
 #include <cstdlib>
 #include <mutex>
 #include <set>
@@ -117,6 +121,27 @@ std::vector<fs::path> find_plugin_files(const std::vector<fs::path>& paths) {
   return out;
 }
 
+namespace {
+
+// Why `file` cannot be a shared library for this host, judging by its ELF header;
+// nothing when it may be one.
+std::optional<std::string> elf_problem(const fs::path& file) {
+  errno = 0;
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return "cannot open: " + std::error_code(errno ? errno : EIO, std::generic_category()).message();
+  unsigned char head[20] = {0};
+  in.read(reinterpret_cast<char*>(head), sizeof head);
+  const auto got = in.gcount();
+  if (got < 4 || head[0] != 0x7f || head[1] != 'E' || head[2] != 'L' || head[3] != 'F')
+    return std::string("no ELF header: a text file or another format?");
+  if (got < static_cast<std::streamsize>(sizeof head)) return std::string("truncated ELF header");
+  if (head[4] != 2) return std::string("a 32-bit ELF file");
+  if (head[16] != 3 /* ET_DYN */) return std::string("an ELF file, but not a shared library");
+  return std::nullopt;
+}
+
+}  // namespace
+
 void load_plugin_file(const fs::path& file, Registry& registry, PluginLoadReport& report) {
   std::lock_guard<std::mutex> lock(loader_mutex());
   auto refuse = [&](const std::string& reason) {
@@ -129,7 +154,13 @@ void load_plugin_file(const fs::path& file, Registry& registry, PluginLoadReport
     return;
   }
 
-  // 1. Recognise the entry point without running any of the library's code.
+  // 1. Recognise the entry point without running any of the library's code. Boost's
+  // ELF reader reports a file that is not ELF, or is cut short, as "basic_ios::clear":
+  // look at the header first, so the message says what is wrong.
+  if (auto problem = elf_problem(file)) {
+    refuse(where + ": refused: not a readable shared library (" + *problem + ")");
+    return;
+  }
   try {
     boost::dll::library_info info(file, /*throw_if_not_native=*/true);
     std::vector<std::string> symbols = info.symbols(kEntrySection);
@@ -138,6 +169,9 @@ void load_plugin_file(const fs::path& file, Registry& registry, PluginLoadReport
              "' (was it built with OOD_PLUGIN(...)?)");
       return;
     }
+  } catch (const std::ios_base::failure&) {
+    refuse(where + ": refused: not a readable shared library (truncated or malformed ELF file)");
+    return;
   } catch (const std::exception& e) {
     refuse(where + ": refused: not a readable shared library (" + e.what() + ")");
     return;

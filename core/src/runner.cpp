@@ -9,6 +9,7 @@
 #include <ctime>
 
 #include "ood/core/build_context.hpp"
+#include "ood/core/detector_setup.hpp"
 #include "ood/core/evaluator.hpp"
 #include "ood/core/results.hpp"
 #include "ood/core/trainer.hpp"
@@ -63,20 +64,49 @@ RunSummary run_pipeline(const Pipeline& pipeline, const Registry& registry, cons
   const auto start = std::chrono::steady_clock::now();
   const at::Device device = parse_device(pipeline.device);
   RunSummary summary;
+  // parse_pipeline guarantees these; a Pipeline built by other code may not.
+  if ((pipeline.train || !pipeline.detectors.empty()) && !pipeline.model)
+    throw InvalidArgument("/: the pipeline has no model: add \"model\"");
+  if (!pipeline.detectors.empty() && (!pipeline.in_data || pipeline.out_data.empty()))
+    throw InvalidArgument("/data: detectors need \"in\" and at least one \"out\" set");
+
+  // 0. The output folder, before any work: checked (a writable folder, or a new one
+  // under a writable parent), with a staging folder beside it that collects this
+  // run's files until they are swapped in as one set.
+  ResultStaging staging(options.out_dir);
 
   // 1. Build everything before doing any work.
   at::manual_seed(pipeline.seed);  // model initialisation draws from the global generator
   BuildContext ctx(registry, pipeline.seed);
   std::shared_ptr<Model> model = ctx.make_model(*pipeline.model);
   model->to(device);
+  // NaN weights make every score NaN; say so here rather than blame a data set later.
+  for (const auto& [key, tensor] : model->state_dict()) {
+    if (tensor.defined() && at::isFloatingType(tensor.scalar_type()) && tensor.isnan().any().item<bool>())
+      throw Error("/model: the weights contain NaN (tensor '" + key + "'): the model cannot produce scores");
+  }
 
   std::shared_ptr<Loss> loss;
   std::shared_ptr<const Dataset> train_data;
   std::vector<std::shared_ptr<const Augmentation>> train_transforms;
+  std::shared_ptr<const Dataset> outlier_data;
+  std::vector<std::shared_ptr<const Augmentation>> outlier_transforms;
   if (pipeline.train) {
     train_data = ctx.make_dataset(pipeline.train->data);
     train_transforms = build_transforms(ctx, pipeline.train->transforms);
+    if (pipeline.train->outliers) {
+      outlier_data = ctx.make_dataset(*pipeline.train->outliers);
+      outlier_transforms = build_transforms(ctx, pipeline.train->outlier_transforms);
+    }
     loss = ctx.make_loss(pipeline.train->loss);
+    try {
+      loss->attach(*model);
+    } catch (const InvalidArgument& e) {
+      const std::string what = e.what();
+      throw InvalidArgument(what.rfind('/', 0) == 0 ? what
+                                                    : pipeline.train->loss.pointer + ": loss '" +
+                                                          pipeline.train->loss.plugin + "': " + what);
+    }
   }
 
   std::vector<NamedDetector> detectors;
@@ -84,9 +114,11 @@ RunSummary run_pipeline(const Pipeline& pipeline, const Registry& registry, cons
     NamedDetector nd{plan.name, ctx.make_detector(plan.spec), false};
     const DetectorNeeds needs = nd.detector->needs();
     const std::string ptr = "/detectors/" + plan.name;
+    attach_detector(*nd.detector, plan.spec, ptr, *model, pipeline.model->plugin);
     if (!plan.load_state.empty()) {
       try {
-        nd.detector->load_state(io::load_state_dict(plan.load_state));
+        nd.detector->load_state(
+            detector_state_without_meta(io::load_state_dict(plan.load_state), plan.spec, plan.load_state));
       } catch (const std::exception& e) {
         throw Error(ptr + "/load_state: " + e.what());
       }
@@ -116,7 +148,7 @@ RunSummary run_pipeline(const Pipeline& pipeline, const Registry& registry, cons
 
   json meta = {{"ood_version", OOD_VERSION},
                {"libtorch_version", TORCH_VERSION},
-               {"pipeline", pipeline.source},
+               {"pipeline", pipeline.source},  // may not be UTF-8: dumped with U+FFFD
                {"seed", pipeline.seed},
                {"device", pipeline.device},
                {"threads", options.threads},
@@ -124,22 +156,33 @@ RunSummary run_pipeline(const Pipeline& pipeline, const Registry& registry, cons
 
   // 2. Train.
   if (pipeline.train) {
-    TrainResult tr = train_model(*model, *loss, train_data, train_transforms, *pipeline.train,
-                                 pipeline.seed, device);
-    summary.checkpoint = pipeline.train->checkpoint.empty() ? options.out_dir / "model.pt"
-                                                            : pipeline.train->checkpoint;
-    create_parent_directory(summary.checkpoint, "/train/checkpoint");
-    io::save_tensor_dict(summary.checkpoint, model->state_dict());
+    // The default checkpoint is part of the result set: staged, swapped in with it. The
+    // training state and log are written while training runs, straight to their place
+    // (atomically), so that a run stopped half-way can be resumed.
+    const bool in_set = pipeline.train->checkpoint.empty();
+    summary.checkpoint = in_set ? options.out_dir / "model.pt" : pipeline.train->checkpoint;
+    TrainOutputs to;
+    to.state_file = training_state_path(summary.checkpoint);
+    to.log_csv = summary.checkpoint.parent_path() / "train_log.csv";
+    create_parent_directory(to.state_file, "/train/checkpoint");
+    const TrainInputs ti{train_data, train_transforms, outlier_data, outlier_transforms, pipeline.train->loss.plugin};
+    TrainResult tr = train_model(*model, *loss, ti, *pipeline.train, pipeline.seed, device, to);
+    const fs::path written = in_set ? staging.dir() / "model.pt" : summary.checkpoint;
+    create_parent_directory(written, "/train/checkpoint");
+    io::save_tensor_dict(written, model->state_dict());
     spdlog::info("checkpoint written to {}", summary.checkpoint.string());
     meta["train"] = {{"steps", tr.steps},
                      {"seconds", tr.seconds},
                      {"last_epoch_loss", tr.last_epoch_loss},
                      {"last_epoch_accuracy", tr.last_epoch_accuracy},
-                     {"checkpoint", summary.checkpoint.string()}};
+                     {"checkpoint", summary.checkpoint.string()},
+                     {"training_state", to.state_file.string()},
+                     {"log", to.log_csv.string()}};
   }
 
-  // 3. Fit, save states, evaluate.
-  if (!detectors.empty()) {
+  // 3. Fit, save states, evaluate. If this fails after training, the trained model is
+  // still delivered: the staged set then holds model.pt alone.
+  if (!detectors.empty()) try {
     EvaluatorOptions eo;
     eo.batch_size = pipeline.evaluate.batch_size;
     eo.workers = pipeline.evaluate.workers;
@@ -155,7 +198,7 @@ RunSummary run_pipeline(const Pipeline& pipeline, const Registry& registry, cons
       const DetectorPlan& plan = pipeline.detectors[i];
       if (plan.save_state.empty()) continue;
       create_parent_directory(plan.save_state, "/detectors/" + plan.name + "/save_state");
-      io::save_tensor_dict(plan.save_state, detectors[i].detector->state());
+      io::save_tensor_dict(plan.save_state, detector_state_with_meta(*detectors[i].detector, plan.spec));
       spdlog::info("/detectors/{}: state written to {}", plan.name, plan.save_state.string());
     }
     EvaluationResult result = evaluator.evaluate(EvalSet{"in", "/data/in", in_data}, out_sets);
@@ -171,11 +214,26 @@ RunSummary run_pipeline(const Pipeline& pipeline, const Registry& registry, cons
 
     summary.metrics_markdown = metrics_markdown(result);
     summary.metrics_json = options.out_dir / "metrics.json";
-    if (pipeline.evaluate.save_scores)
-      write_file_atomically(options.out_dir / "scores.csv", scores_csv(result));
-    write_file_atomically(options.out_dir / "metrics.md", summary.metrics_markdown);
-    write_file_atomically(summary.metrics_json, metrics_json(result, meta).dump(2) + "\n");
+    // Everything is formatted before anything is written; names that are not UTF-8
+    // (a pipeline file name) are written with U+FFFD in metrics.json.
+    const std::string csv = pipeline.evaluate.save_scores ? scores_csv(result) : std::string();
+    const std::string metrics =
+        metrics_json(result, meta).dump(2, ' ', false, json::error_handler_t::replace) + "\n";
+    if (pipeline.evaluate.save_scores) write_file_atomically(staging.dir() / "scores.csv", csv);
+    write_file_atomically(staging.dir() / "metrics.md", summary.metrics_markdown);
+    write_file_atomically(staging.dir() / "metrics.json", metrics);
+  } catch (...) {
+    if (pipeline.train && pipeline.train->checkpoint.empty()) {
+      try {
+        staging.commit();
+        spdlog::warn("the run failed after training; the trained model is in {}", summary.checkpoint.string());
+      } catch (const std::exception& e) {
+        spdlog::warn("the run failed after training, and the trained model could not be kept: {}", e.what());
+      }
+    }
+    throw;
   }
+  staging.commit();
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return summary;
 }

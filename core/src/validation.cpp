@@ -93,9 +93,15 @@ bool SchemaValidator::scalar(const ParamSpec& spec, ParamType type, const json& 
     case ParamType::Bool:
       return v.is_boolean() ? true : fail("true or false");
     case ParamType::String:
-      return v.is_string() ? true : fail("a string");
+      if (!v.is_string()) return fail("a string");
+      if (v.get_ref<const std::string&>().find('\0') != std::string::npos)
+        return fail("a string without NUL characters (\\u0000)");
+      return true;
     case ParamType::Path:
       if (!v.is_string() || v.get<std::string>().empty()) return fail("a non-empty path string");
+      // The file system would see the path cut short at the NUL.
+      if (v.get_ref<const std::string&>().find('\0') != std::string::npos)
+        return fail("a path without NUL characters (\\u0000)");
       return true;
     case ParamType::Enum: {
       std::string options;
@@ -226,6 +232,18 @@ std::optional<json> SchemaValidator::params(const std::vector<ParamSpec>& specs,
 std::optional<json> SchemaValidator::component(const json& v, Kind kind, const std::string& pointer,
                                                std::vector<Diagnostic>& diagnostics) const {
   const std::string kind_name(to_string(kind));
+  // Nested components are validated recursively; the limit bounds that recursion (and
+  // the recursion of building them) whatever the document holds.
+  struct DepthGuard {
+    std::size_t& depth;
+    explicit DepthGuard(std::size_t& d) : depth(d) { ++depth; }
+    ~DepthGuard() { --depth; }
+  } guard(component_depth_);
+  if (component_depth_ > kMaxComponentDepth) {
+    diagnostics.push_back({pointer, "components nested deeper than " + std::to_string(kMaxComponentDepth) +
+                                        " levels (the limit for pipelines)"});
+    return std::nullopt;
+  }
   if (!v.is_object()) {
     diagnostics.push_back({pointer, "expected a " + kind_name +
                                         " component {\"plugin\": ..., \"params\": {...}}, got " + shown(v)});

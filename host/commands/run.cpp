@@ -82,7 +82,8 @@ int cmd_run(const std::vector<std::string>& args, GlobalOptions& global) {
   auto own = pipeline_options("ood run FILE [--out DIR] [--set PATH=VALUE ...]", a, true, true);
   po::positional_options_description pos;
   pos.add("file", 1);
-  parse_command("run", args, own, global, &pos);
+  const auto vm = parse_command("run", args, own, global, &pos);
+  if (vm.count("out") && a.out.empty()) throw UsageError("ood run: --out \"\": the output folder name is empty");
   if (a.help) {
     std::cout << own << "\n" << global_options_description(global) << "\n";
     return kExitOk;
@@ -97,21 +98,34 @@ int cmd_run(const std::vector<std::string>& args, GlobalOptions& global) {
 int cmd_demo(const std::vector<std::string>& args, GlobalOptions& global) {
   PipelineArgs a;
   bool print = false;
-  auto own = pipeline_options("ood demo [--out DIR] [--set PATH=VALUE ...] [--print-pipeline]", a, false, true);
-  own.add_options()("print-pipeline", po::bool_switch(&print), "print the embedded pipeline and exit");
-  parse_command("demo", args, own, global);
+  std::string example = "plain";
+  auto own = pipeline_options(
+      "ood demo [--example plain|outlier-exposure] [--out DIR] [--set PATH=VALUE ...] [--print-pipeline]", a, false,
+      true);
+  own.add_options()("print-pipeline", po::bool_switch(&print), "print the embedded pipeline and exit")(
+      "example", po::value<std::string>(&example),
+      "plain (cross-entropy) or outlier-exposure (the same model and budget, trained with outlier exposure on "
+      "pixel-shuffled training images)");
+  const auto vm = parse_command("demo", args, own, global);
+  if (vm.count("out") && a.out.empty()) throw UsageError("ood demo: --out \"\": the output folder name is empty");
   if (a.help) {
     std::cout << own << "\n" << global_options_description(global) << "\n";
     return kExitOk;
   }
-  const json doc = load_with_overrides(core::parse_pipeline_text(kDemoPipeline, "demo"), a.overrides);
+  if (example != "plain" && example != "outlier-exposure")
+    throw UsageError("ood demo: unknown --example '" + example + "' (plain, outlier-exposure)");
+  const bool oe = example == "outlier-exposure";
+  const json doc = load_with_overrides(
+      core::parse_pipeline_text(oe ? kDemoOutlierExposurePipeline : kDemoPipeline, oe ? "demo-outlier-exposure" : "demo"),
+      a.overrides);
   if (print) {
     std::cout << doc.dump(2) << "\n";
     return kExitOk;
   }
   Session session;
   open_session(global, session);
-  return run_document(doc, "demo", a.out.empty() ? "ood-demo" : a.out, global, session);
+  return run_document(doc, oe ? "demo-outlier-exposure" : "demo",
+                      a.out.empty() ? (oe ? "ood-demo-outlier-exposure" : "ood-demo") : a.out, global, session);
 }
 
 }  // namespace ood::cli

@@ -21,7 +21,17 @@ TensorDict Model::intermediate(const at::Tensor&, const std::vector<std::string>
   throw NotSupported("this model does not expose intermediate layers");
 }
 
+at::Tensor Model::features_before_pool(const at::Tensor&) {
+  throw NotSupported("this model does not expose the feature map before global pooling");
+}
+
+at::Tensor Model::pool(const at::Tensor&) {
+  throw NotSupported("this model does not expose the pooling from its feature map");
+}
+
 Detector::~Detector() = default;
+
+void Detector::attach(Model&) {}
 
 void Detector::fit_batch(Views&, const at::Tensor&) {
   throw StateError("this detector does not fit: it has no fitting phase");
@@ -41,6 +51,12 @@ void Detector::load_state(const TensorDict& state) {
 
 Loss::~Loss() = default;
 std::vector<at::Tensor> Loss::parameters() { return {}; }
+void Loss::attach(Model&) {}
+TensorDict Loss::state() const { return {}; }
+void Loss::load_state(const TensorDict& state) {
+  if (!state.empty())
+    throw StateError("this loss keeps no state, but " + std::to_string(state.size()) + " tensors were given");
+}
 
 std::int64_t Sample::label() const {
   if (!target.defined() || target.numel() != 1)

@@ -257,7 +257,11 @@ std::string Params::get_string(std::string_view name) const {
 }
 
 std::filesystem::path Params::get_path(std::string_view name) const {
-  return std::filesystem::path(get_string(name));
+  const std::string text = get_string(name);
+  // The file system would see the path cut short at the NUL.
+  if (text.find('\0') != std::string::npos)
+    throw InvalidArgument(pointer(name) + ": a path cannot contain a NUL character (\\u0000)");
+  return std::filesystem::path(text);
 }
 
 namespace {

@@ -169,4 +169,69 @@ const c10::Dict<c10::IValue, c10::IValue>& reference_data() {
   return data;
 }
 
+std::shared_ptr<Model> reference_model() {
+  static const std::shared_ptr<Model> model = [] {
+    const std::string weights = fixture("reference/model/wrn_state.pt").string();
+    auto m = make_model("wide-resnet", R"({"num_classes": 10, "depth": 16, "widen_factor": 2, "weights": ")" +
+                                           weights + R"("})");
+    m->set_mode(ModelMode::Eval);
+    return m;
+  }();
+  return model;
+}
+
+namespace {
+at::Tensor rows(const at::Tensor& t, std::int64_t start, std::int64_t end) {
+  return t.defined() ? t.slice(0, start, end) : t;
+}
+}  // namespace
+
+void fit_on_views(Detector& detector, const at::Tensor& features, const at::Tensor& logits, const at::Tensor& labels,
+                  std::int64_t batch_size) {
+  at::NoGradGuard no_grad;
+  const std::int64_t n = labels.size(0);
+  for (std::int64_t start = 0; start < n; start += batch_size) {
+    const std::int64_t end = std::min(n, start + batch_size);
+    Views views;
+    if (features.defined()) views.set_features(rows(features, start, end));
+    if (logits.defined()) views.set_logits(rows(logits, start, end));
+    detector.fit_batch(views, labels.slice(0, start, end));
+  }
+  detector.finish_fit();
+}
+
+at::Tensor score_views(Detector& detector, const at::Tensor& features, const at::Tensor& logits) {
+  at::NoGradGuard no_grad;
+  Views views;
+  if (features.defined()) views.set_features(features);
+  if (logits.defined()) views.set_logits(logits);
+  return detector.score(views);
+}
+
+void fit_on_model(Detector& detector, Model& model, const at::Tensor& x, const at::Tensor& labels,
+                  std::int64_t batch_size) {
+  detector.attach(model);
+  model.set_mode(ModelMode::Eval);
+  at::NoGradGuard no_grad;
+  const std::int64_t n = x.size(0);
+  for (std::int64_t start = 0; start < n; start += batch_size) {
+    const std::int64_t end = std::min(n, start + batch_size);
+    Views views(model, x.slice(0, start, end));
+    for (const auto& layer : detector.needs().layers) views.layer(layer);
+    detector.fit_batch(views, labels.slice(0, start, end));
+  }
+  detector.finish_fit();
+}
+
+at::Tensor score_on_model(Detector& detector, Model& model, const at::Tensor& x, std::int64_t batch_size) {
+  model.set_mode(ModelMode::Eval);
+  at::NoGradGuard no_grad;
+  std::vector<at::Tensor> parts;
+  for (std::int64_t start = 0; start < x.size(0); start += batch_size) {
+    Views views(model, x.slice(0, start, std::min(x.size(0), start + batch_size)));
+    parts.push_back(detector.score(views));
+  }
+  return at::cat(parts);
+}
+
 }  // namespace ood::test

@@ -64,4 +64,23 @@ at::Tensor score_logits(Detector& detector, const at::Tensor& logits);
 /// The reference network's inputs and outputs (tests/fixtures/reference/data/data.pt).
 const c10::Dict<c10::IValue, c10::IValue>& reference_data();
 
+/// The reference network: wide-resnet (10 classes, depth 16, width 2) with
+/// tests/fixtures/reference/model/wrn_state.pt, in eval mode (shared by the program).
+std::shared_ptr<Model> reference_model();
+
+/// Fits `detector` through Views as the evaluator does, on precomputed views (any of
+/// `features`, `logits` may be undefined), in batches of `batch_size` rows.
+void fit_on_views(Detector& detector, const at::Tensor& features, const at::Tensor& logits,
+                  const at::Tensor& labels, std::int64_t batch_size = 32);
+/// Scores precomputed views (either tensor may be undefined).
+at::Tensor score_views(Detector& detector, const at::Tensor& features, const at::Tensor& logits);
+
+/// Attaches `detector` to `model` (as `ood run` does), then fits it on model inputs
+/// `x` in batches of `batch_size`, without autograd, as the evaluator does.
+void fit_on_model(Detector& detector, Model& model, const at::Tensor& x, const at::Tensor& labels,
+                  std::int64_t batch_size = 32);
+/// Scores model inputs `x` in batches of `batch_size` (evaluator conditions: no
+/// autograd, eval mode) and concatenates the scores.
+at::Tensor score_on_model(Detector& detector, Model& model, const at::Tensor& x, std::int64_t batch_size = 64);
+
 }  // namespace ood::test

@@ -140,7 +140,8 @@ TEST(WideResNet, BadWeightsAndInputsGiveClearErrors) {
                                              fixture("reference/model/wrn_state.pt").string() + "\"}"),
                InvalidArgument);
   EXPECT_THROW(make_model("wide-resnet", R"({"num_classes": 10, "weights": "/nonexistent/w.pt"})"), FileError);
-  EXPECT_THROW(make_model("wide-resnet", R"({"num_classes": 10, "weights": "cifar10-pt"})"), NotSupported);
+  // A name that is neither a file nor in the weights store: the loader names the file.
+  EXPECT_THROW(make_model("wide-resnet", R"({"num_classes": 10, "weights": "cifar10-pt-typo"})"), FileError);
   EXPECT_THROW(make_model("wide-resnet", R"({"num_classes": 10, "depth": 15})"), InvalidArgument);
   EXPECT_THROW(make_model("wide-resnet", R"({"depth": 16})"), InvalidArgument);  // num_classes is required
   auto model = make_model("wide-resnet", R"({"num_classes": 3, "depth": 10, "widen_factor": 1})");

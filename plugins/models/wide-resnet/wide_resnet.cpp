@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "ood/checks.hpp"
+#include "ood/download/weights.hpp"
 #include "ood/error.hpp"
 #include "ood/io/torch_file.hpp"
 #include "ood/log.hpp"
@@ -115,11 +116,6 @@ struct WideResNetNetImpl : nn::Module {
 };
 TORCH_MODULE(WideResNetNet);
 
-// Names of pytorch-ood's published weights (wrn.py); they need the weights store.
-const std::set<std::string> kPretrainedKeys = {
-    "imagenet32", "imagenet32-nocifar", "oe-cifar100-tune", "oe-cifar10-tune", "er-cifar10-tune",
-    "er-cifar100-tune", "cifar100-pt", "cifar10-pt", "cifar10-pixmix", "cifar100-pixmix"};
-
 class WideResNetModel final : public ood::Model {
  public:
   explicit WideResNetModel(const WideResNetConfig& config) : config_(config), net_(config) { net_->eval(); }
@@ -137,23 +133,38 @@ class WideResNetModel final : public ood::Model {
   std::optional<ood::LinearHead> linear_head() override {
     return ood::LinearHead{net_->fc->weight, net_->fc->bias};
   }
+  bool has_feature_map() const override { return true; }
+  at::Tensor features_before_pool(const at::Tensor& inputs) override {
+    check_inputs(inputs);
+    return net_->before_pool(inputs);
+  }
+  at::Tensor pool(const at::Tensor& feature_map) override {
+    if (feature_map.dim() != 4 || feature_map.size(1) != net_->channels)
+      throw ood::ShapeError("wide-resnet: pool expects a feature map [N, " + std::to_string(net_->channels) +
+                            ", H, W], got " + ood::describe_tensor(feature_map));
+    return net_->pool(feature_map);
+  }
+  // PyTorch module names of pytorch-ood's WideResNet; before_pool is relu(bn1(block3)).
   std::vector<std::string> layer_names() const override {
-    return {"block1", "block2", "block3", "before_pool"};
+    return {"conv1", "block1", "block2", "block3", "before_pool"};
   }
   ood::TensorDict intermediate(const at::Tensor& inputs, const std::vector<std::string>& layers) override {
     check_inputs(inputs);
     const auto known = layer_names();
     for (const auto& l : layers)
       if (std::find(known.begin(), known.end(), l) == known.end())
-        throw ood::InvalidArgument("wide-resnet: no layer '" + l + "' (block1, block2, block3, before_pool)");
+        throw ood::InvalidArgument("wide-resnet: no layer '" + l + "' (conv1, block1, block2, block3, before_pool)");
+    // Stop after the deepest layer asked for.
+    std::size_t deepest = 0;
+    for (const auto& l : layers)
+      deepest = std::max<std::size_t>(deepest, std::find(known.begin(), known.end(), l) - known.begin());
     ood::TensorDict all;
-    at::Tensor x = net_->block1(net_->conv1(inputs));
-    all.set("block1", x);
-    x = net_->block2(x);
-    all.set("block2", x);
-    x = net_->block3(x);
-    all.set("block3", x);
-    all.set("before_pool", torch::relu(net_->bn1(x)));
+    at::Tensor x = net_->conv1(inputs);
+    all.set("conv1", x);
+    if (deepest >= 1) x = net_->block1(x), all.set("block1", x);
+    if (deepest >= 2) x = net_->block2(x), all.set("block2", x);
+    if (deepest >= 3) x = net_->block3(x), all.set("block3", x);
+    if (deepest >= 4) all.set("before_pool", torch::relu(net_->bn1(x)));
     ood::TensorDict out;
     for (const auto& l : layers) out.set(l, all.at(l));
     return out;
@@ -270,7 +281,8 @@ void register_components(ood::Registrar& registrar) {
       "state dicts (zip or legacy format, with or without a DataParallel 'module.' prefix)\n"
       "load unchanged. Views: features = relu(bn1(.)) pooled over the final feature map\n"
       "(pytorch-ood: a fixed 8x8 pool, the same for 32x32 inputs); head = fc.\n"
-      "Intermediate layers: block1, block2, block3, before_pool.";
+      "Intermediate layers (module names): conv1, block1, block2, block3, before_pool.\n"
+      "Feature map before pooling: relu(bn1(block3(.))), [N, 64w, H/4, W/4].";
   info.params = {
       ood::ParamSpec::integer("num_classes", "number of classes (outputs of fc)").min(1),
       ood::ParamSpec::integer("depth", "total depth, 6n + 4").default_value(40).min(10),
@@ -280,7 +292,9 @@ void register_components(ood::Registrar& registrar) {
           .min(0.0)
           .max(1.0, true),
       ood::ParamSpec::integer("in_channels", "input channels").default_value(3).min(1),
-      ood::ParamSpec::path("weights", "PyTorch state-dict file (torch.save of model.state_dict())").optional(),
+      ood::ParamSpec::path("weights", "PyTorch state-dict file (torch.save of model.state_dict()) or a name "
+                                      "from `ood weights list` (cifar10-pt, ...)")
+          .optional(),
   };
   info.check = check_params;
   registrar.add_model(info, [](const ood::Params& p, ood::Context&) -> std::shared_ptr<ood::Model> {
@@ -289,17 +303,15 @@ void register_components(ood::Registrar& registrar) {
                             p.get_int("in_channels"), p.get_float("drop_rate")};
     auto model = std::make_shared<WideResNetModel>(config);
     if (p.has("weights")) {
-      const std::filesystem::path file = p.get_path("weights");
-      std::error_code ec;
-      if (!std::filesystem::exists(file, ec) && kPretrainedKeys.count(file.string()))
-        throw ood::NotSupported(p.pointer("weights") + ": '" + file.string() +
-                                "' names pytorch-ood's published weights; downloading them needs the "
-                                "weights store, which is not implemented yet. Download the file and "
-                                "give its path.");
+      // A file, or a name from the weights store (pytorch-ood's names: cifar10-pt, ...).
+      ood::download::WeightsEntry entry;
+      const std::filesystem::path file = ood::download::resolve_weights(p.get_path("weights").string(), "wide-resnet",
+                                                                        p.pointer("weights"), &entry);
       try {
         model->load_state_dict(ood::io::load_state_dict(file));
       } catch (const ood::InvalidArgument& e) {
-        throw ood::InvalidArgument(p.pointer("weights") + ": " + file.string() + ": " + e.what());
+        throw ood::InvalidArgument(p.pointer("weights") + ": " + file.string() + ": " + e.what() +
+                                   (entry.name.empty() ? "" : "; weights '" + entry.name + "' fit " + entry.model_params));
       }
       ood::log::debug("wide-resnet: loaded weights from " + file.string());
     }

@@ -3,22 +3,30 @@
 // likely out-of-distribution), optionally after fitting on in-distribution data.
 #include <ATen/Tensor.h>
 
+#include <string>
+#include <vector>
+
 #include "ood/export.hpp"
 #include "ood/tensor_dict.hpp"
 
 namespace ood {
 
+class Model;
 class Views;
 
-/// What a detector needs; the evaluator uses it to plan forward passes and fitting.
+/// What a detector needs. The host checks it against the model when a pipeline is
+/// built (a detector needing a view the model lacks is refused, naming both) and uses
+/// it to plan each batch: every layer any detector needs is computed in one pass.
 struct DetectorNeeds {
   bool logits = false;
   bool features = false;
-  bool linear_head = false;       // the model's last-layer weights (DICE, ViM)
-  bool input_gradients = false;   // gradients w.r.t. the input (ODIN, Mahalanobis eps > 0)
+  bool linear_head = false;       // the model's last-layer weights (DICE, ViM, ReAct)
+  bool feature_map = false;       // the map before global pooling and the path on (ASH)
+  bool input_gradients = false;   // own forwards with gradients w.r.t. the input (ODIN, ...)
   bool stochastic_passes = false; // repeated forwards with dropout on (MCD)
   bool fit = false;               // must see fitting data before scoring
   bool fit_labels = false;        // fitting uses the labels of the fitting data
+  std::vector<std::string> layers;// intermediate layers by the model's module names
 };
 
 class OOD_SDK_API Detector {
@@ -26,6 +34,12 @@ class OOD_SDK_API Detector {
   virtual ~Detector();
 
   virtual DetectorNeeds needs() const = 0;
+
+  /// Called once when the pipeline is built, after the model and before any state is
+  /// loaded: the place to check parameters against the model (ViM's d against the
+  /// feature size, layer names, ...) and to remember its sizes. Throws
+  /// ood::InvalidArgument naming the parameter's pointer. The default does nothing.
+  virtual void attach(Model& model);
 
   /// Consumes one batch of fitting data (labels: [N], < 0 for OOD samples). The
   /// default throws ood::StateError: the detector does not fit.

@@ -50,11 +50,22 @@ class OOD_SDK_API Model {
 
   /// The last layer's weights when the head is one linear layer.
   virtual std::optional<LinearHead> linear_head() { return std::nullopt; }
-  /// Names of the intermediate layers `intermediate()` can return.
+  /// Names of the intermediate layers `intermediate()` can return: the PyTorch module
+  /// names of the corresponding network ("conv1", "block1", "layer3", ...).
   virtual std::vector<std::string> layer_names() const { return {}; }
-  /// Outputs of the named intermediate layers for a batch. The default throws
-  /// ood::NotSupported naming the model.
+  /// Outputs of the named intermediate layers for a batch, in one partial forward. The
+  /// default throws ood::NotSupported.
   virtual TensorDict intermediate(const at::Tensor& inputs, const std::vector<std::string>& layers);
+
+  /// Whether the network ends in "feature map -> global pooling -> head", so that
+  /// `features_before_pool` and `pool` exist (ASH shapes the map before pooling).
+  virtual bool has_feature_map() const { return false; }
+  /// The feature map before global pooling [N, C, H, W]. Default: ood::NotSupported.
+  virtual at::Tensor features_before_pool(const at::Tensor& inputs);
+  /// Penultimate features from a (possibly modified) feature map, so that
+  /// `features(x) == pool(features_before_pool(x))` and the logits of a modified map
+  /// are `head(pool(map))`. Default: ood::NotSupported.
+  virtual at::Tensor pool(const at::Tensor& feature_map);
 
   virtual void set_mode(ModelMode mode) = 0;
   virtual ModelMode mode() const = 0;

@@ -29,7 +29,7 @@
 #include "ood/params.hpp"
 
 // Bumped whenever an SDK interface, struct layout or the meaning of a field changes.
-#define OOD_PLUGIN_ABI_VERSION 1u
+#define OOD_PLUGIN_ABI_VERSION 2u
 
 #define OOD_DETAIL_STR2(x) #x
 #define OOD_DETAIL_STR(x) OOD_DETAIL_STR2(x)

@@ -7,8 +7,11 @@
 #include <ATen/Tensor.h>
 
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "ood/export.hpp"
+#include "ood/tensor_dict.hpp"
 
 namespace ood {
 
@@ -28,10 +31,19 @@ class OOD_SDK_API Views {
 
   /// The batch of model inputs (after transforms).
   const at::Tensor& inputs() const;
-  /// Penultimate features [N, D], computed once.
+  /// Penultimate features [N, D], computed once. For a model with a feature map they
+  /// are pooled from feature_map(), so asking for both costs one forward.
   const at::Tensor& features();
   /// Logits [N, C], computed once from features() through the model's head.
   const at::Tensor& logits();
+  /// The feature map before global pooling [N, C, H, W], computed once (ASH).
+  const at::Tensor& feature_map();
+  /// The output of one intermediate layer (a module name of the model), computed once.
+  /// Layers announced with `prefetch_layers` come from one partial forward together.
+  const at::Tensor& layer(const std::string& name);
+  /// Computes every layer in `names` that is not cached yet in one partial forward
+  /// (the evaluator announces the union of all detectors' layers this way).
+  void prefetch_layers(const std::vector<std::string>& names);
   /// The model, for methods that need more than the cached views (input gradients,
   /// repeated stochastic passes, the linear head). Throws ood::StateError without one.
   Model& model() const;
@@ -42,6 +54,8 @@ class OOD_SDK_API Views {
   void set_inputs(at::Tensor inputs);
   void set_features(at::Tensor features);
   void set_logits(at::Tensor logits);
+  void set_feature_map(at::Tensor feature_map);
+  void set_layer(const std::string& name, at::Tensor output);
 
  private:
   Model* model_ = nullptr;
@@ -49,6 +63,8 @@ class OOD_SDK_API Views {
   std::optional<at::Tensor> inputs_;
   std::optional<at::Tensor> features_;
   std::optional<at::Tensor> logits_;
+  std::optional<at::Tensor> feature_map_;
+  TensorDict layers_;
 };
 
 }  // namespace ood

@@ -8,7 +8,10 @@
 
 #include <bit>
 #include <cstring>
+#include <algorithm>
+#include <memory>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -63,7 +66,10 @@ struct Item {
   std::string global_name;                   // Kind::Global, for messages
   at::ScalarType dtype = at::ScalarType::Byte;  // Callable::StorageType
   StorageView storage;                       // Kind::Storage
-  std::vector<Item> elements;                // Kind::RawTuple: a tuple holding non-values
+  // Kind::RawTuple: a tuple holding non-values. Shared, so that DUP and memo reads of
+  // nested raw tuples copy a pointer, not a tree (2^n items for n levels).
+  std::shared_ptr<const std::vector<Item>> elements;
+  std::size_t depth = 0;  // Kind::RawTuple: its nesting depth
 
   static Item of(c10::IValue v) {
     Item item;
@@ -171,7 +177,13 @@ class Unpickler {
 
   c10::IValue value_of(Item&& item, const char* where) const;
   std::string describe(const Item& item) const;
-  Item make_tuple(std::vector<Item> items) const;
+  Item make_tuple(std::vector<Item> items);
+  // Container nesting, bounded by kMaxPickleDepth: LibTorch's IValue destructor (and
+  // every other walk over a value) recurses once per level.
+  std::size_t depth_of(const Item& item) const;
+  std::size_t value_depth(const c10::IValue& v) const;
+  void record_depth(const c10::IValue& container, std::size_t depth);
+  void nest(const c10::IValue& parent, const Item& child);
   Item resolve_global(const std::string& module, const std::string& name) const;
   Item persistent_load(Item pid);
   Item reduce(const Item& callable, Item args);
@@ -194,7 +206,47 @@ class Unpickler {
   std::vector<Item> stack_;
   std::vector<std::size_t> marks_;
   std::unordered_map<std::uint64_t, Item> memo_;
+  // Depth of every container seen, and the containers already stored inside another
+  // one (which torch.save never changes afterwards: refusing that keeps the recorded
+  // depths exact without updating parents). keep_ holds them so that no address is
+  // reused by a new container while it is a key here.
+  std::unordered_map<const void*, std::size_t> depth_;
+  std::unordered_set<const void*> frozen_;
+  std::vector<c10::IValue> keep_;
 };
+
+bool is_container(const c10::IValue& v) { return v.isList() || v.isGenericDict() || v.isTuple(); }
+
+std::size_t Unpickler::value_depth(const c10::IValue& v) const {
+  if (!is_container(v)) return 0;
+  auto it = depth_.find(v.internalToPointer());
+  return it == depth_.end() ? 1 : it->second;
+}
+
+std::size_t Unpickler::depth_of(const Item& item) const {
+  if (item.kind == Item::Kind::RawTuple) return item.depth;
+  if (item.kind == Item::Kind::Value) return value_depth(item.value);
+  return 0;
+}
+
+void Unpickler::record_depth(const c10::IValue& container, std::size_t depth) {
+  if (depth > kMaxPickleDepth)
+    corrupt("containers nested deeper than " + std::to_string(kMaxPickleDepth) + " levels (the limit)");
+  auto [it, inserted] = depth_.try_emplace(container.internalToPointer(), depth);
+  if (inserted) keep_.push_back(container);
+  else it->second = std::max(it->second, depth);
+}
+
+void Unpickler::nest(const c10::IValue& parent, const Item& child) {
+  const void* p = parent.internalToPointer();
+  if (frozen_.count(p)) corrupt("a container is changed after it was stored in another one");
+  if (child.kind == Item::Kind::Value && is_container(child.value)) {
+    if (child.value.internalToPointer() == p) corrupt("a container cannot contain itself");
+    record_depth(child.value, value_depth(child.value));
+    frozen_.insert(child.value.internalToPointer());
+  }
+  record_depth(parent, std::max(value_depth(parent), depth_of(child) + 1));
+}
 
 std::int64_t Unpickler::read_long(std::uint64_t n) {
   if (n > 8) corrupt("integer of " + std::to_string(n) + " bytes does not fit in 64 bits");
@@ -223,19 +275,34 @@ c10::IValue Unpickler::value_of(Item&& item, const char* where) const {
   return std::move(item.value);
 }
 
-Item Unpickler::make_tuple(std::vector<Item> items) const {
+Item Unpickler::make_tuple(std::vector<Item> items) {
   bool plain = true;
-  for (const auto& item : items) plain = plain && item.kind == Item::Kind::Value;
+  std::size_t depth = 1;
+  for (const auto& item : items) {
+    plain = plain && item.kind == Item::Kind::Value;
+    depth = std::max(depth, depth_of(item) + 1);
+  }
+  if (depth > kMaxPickleDepth)
+    corrupt("containers nested deeper than " + std::to_string(kMaxPickleDepth) + " levels (the limit)");
   if (!plain) {
     Item raw;
     raw.kind = Item::Kind::RawTuple;
-    raw.elements = std::move(items);
+    raw.depth = depth;
+    raw.elements = std::make_shared<const std::vector<Item>>(std::move(items));
     return raw;
   }
   std::vector<c10::IValue> values;
   values.reserve(items.size());
-  for (auto& item : items) values.push_back(std::move(item.value));
-  return Item::of(c10::ivalue::Tuple::create(std::move(values)));
+  for (auto& item : items) {
+    if (is_container(item.value)) {
+      record_depth(item.value, value_depth(item.value));
+      frozen_.insert(item.value.internalToPointer());
+    }
+    values.push_back(std::move(item.value));
+  }
+  Item tuple = Item::of(c10::ivalue::Tuple::create(std::move(values)));
+  record_depth(tuple.value, depth);
+  return tuple;
 }
 
 Item Unpickler::resolve_global(const std::string& module, const std::string& name) const {
@@ -322,7 +389,7 @@ at::Tensor Unpickler::rebuild_tensor(const std::vector<Item>& args, bool v2) {
 
 Item Unpickler::persistent_load(Item pid) {
   if (pid.kind != Item::Kind::RawTuple) corrupt("persistent id is not a (storage, type, key, location, numel) tuple");
-  auto& e = pid.elements;
+  const auto& e = *pid.elements;
   auto is_str = [](const Item& i) { return i.kind == Item::Kind::Value && i.value.isString(); };
   auto is_int = [](const Item& i) { return i.kind == Item::Kind::Value && i.value.isInt(); };
   if (e.size() < 5 || e.size() > 6 || !is_str(e[0]) || e[0].value.toStringRef() != "storage") {
@@ -361,7 +428,7 @@ Item Unpickler::reduce(const Item& callable, Item args_item) {
   if (callable.kind != Item::Kind::Global) corrupt("REDUCE calls a " + describe(callable));
   std::vector<Item> args;
   if (args_item.kind == Item::Kind::RawTuple) {
-    args = std::move(args_item.elements);
+    args = *args_item.elements;
   } else if (args_item.kind == Item::Kind::Value && args_item.value.isTuple()) {
     for (const auto& v : args_item.value.toTupleRef().elements()) args.push_back(Item::of(v));
   } else {
@@ -383,6 +450,8 @@ Item Unpickler::reduce(const Item& callable, Item args_item) {
           if (!pair.isTuple() && !pair.isList()) corrupt("OrderedDict item is not a pair");
           std::vector<c10::IValue> kv = pair.isTuple() ? pair.toTupleRef().elements().vec() : pair.toListRef().vec();
           if (kv.size() != 2) corrupt("OrderedDict item is not a pair");
+          nest(c10::IValue(dict), Item::of(kv[0]));
+          nest(c10::IValue(dict), Item::of(kv[1]));
           dict.insert_or_assign(kv[0], kv[1]);
         }
       }
@@ -421,7 +490,10 @@ Item Unpickler::reduce(const Item& callable, Item args_item) {
 void Unpickler::append(Item& list, std::vector<Item> items) {
   if (list.kind != Item::Kind::Value || !list.value.isList()) corrupt("APPEND to a " + describe(list));
   auto l = list.value.toList();
-  for (auto& item : items) l.push_back(value_of(std::move(item), "stored in a list"));
+  for (auto& item : items) {
+    if (item.kind == Item::Kind::Value) nest(list.value, item);
+    l.push_back(value_of(std::move(item), "stored in a list"));
+  }
 }
 
 void Unpickler::set_items(Item& dict, std::vector<Item> items) {
@@ -429,6 +501,8 @@ void Unpickler::set_items(Item& dict, std::vector<Item> items) {
   if (items.size() % 2 != 0) corrupt("SETITEMS with an odd number of items");
   auto d = dict.value.toGenericDict();
   for (std::size_t i = 0; i < items.size(); i += 2) {
+    if (items[i].kind == Item::Kind::Value) nest(dict.value, items[i]);
+    if (items[i + 1].kind == Item::Kind::Value) nest(dict.value, items[i + 1]);
     auto key = value_of(std::move(items[i]), "used as a dict key");
     auto value = value_of(std::move(items[i + 1]), "stored in a dict");
     d.insert_or_assign(std::move(key), std::move(value));

@@ -33,6 +33,11 @@ struct StorageRequest {
 /// implementations must hand out the same storage for the same key.
 using StorageLoader = std::function<TypedStorage(const StorageRequest&)>;
 
+/// How deeply containers (lists, dicts, tuples) may nest in a pickle. torch.save's
+/// state dicts need 3; LibTorch destroys and walks values recursively, so a file of
+/// 100000 nested lists would overflow the stack.
+inline constexpr std::size_t kMaxPickleDepth = 100;
+
 /// Decodes the pickle that starts at `bytes[pos]` and leaves `pos` just past its
 /// STOP opcode. `file` only names the file in error messages.
 /// Throws ood::FileError("<file>: <what>").

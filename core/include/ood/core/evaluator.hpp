@@ -13,6 +13,7 @@
 #include "ood/dataset.hpp"
 #include "ood/detector.hpp"
 #include "ood/model.hpp"
+#include "ood/views.hpp"
 
 namespace ood::core {
 
@@ -70,10 +71,13 @@ class Evaluator {
 
  private:
   LoaderOptions loader_options(const EvalSet& set) const;
+  /// One Views for a batch, with every layer the detectors need computed together.
+  void prefetch(Views& views) const;
   std::shared_ptr<Model> model_;
   std::vector<NamedDetector> detectors_;
   std::vector<std::shared_ptr<const Augmentation>> transforms_;
   EvaluatorOptions options_;
+  std::vector<std::string> layers_;  // union of the detectors' intermediate layers
 };
 
 /// OODMetrics of one detector: `in` samples are IN, `out` samples OOD, whatever

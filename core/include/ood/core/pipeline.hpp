@@ -5,6 +5,7 @@
 // just the first) with its JSON pointer.
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -27,6 +28,18 @@ class PipelineError : public InvalidArgument {
  private:
   std::vector<Diagnostic> diagnostics_;
 };
+
+/// Nesting limit of pipeline JSON (objects and arrays, the document itself counting
+/// as 1). Real pipelines need about 12; the limit keeps recursive copies, dumps and
+/// validation of hostile documents far away from the stack's end.
+inline constexpr std::size_t kMaxJsonDepth = 128;
+/// Pipeline files are small; anything larger is refused before it is read.
+inline constexpr std::uintmax_t kMaxPipelineBytes = 16u << 20;
+
+/// Parses JSON text with the pipeline rules: comments allowed; duplicate keys, nesting
+/// beyond kMaxJsonDepth and numbers beyond the range of a double are errors
+/// (InvalidArgument or PipelineError, with the JSON pointer or file:line:column).
+nlohmann::ordered_json parse_json_text(const std::string& text, const std::string& source);
 
 /// Reads and parses a pipeline file; a syntax error is reported with line and column.
 nlohmann::ordered_json read_pipeline_file(const std::filesystem::path& file);
@@ -62,6 +75,14 @@ struct TrainPlan {
   std::int64_t step_size = 1;       // epochs per step (step schedule)
   double gamma = 0.1;               // step schedule factor
   std::filesystem::path checkpoint; // "" = <out>/model.pt
+  std::string optimizer = "sgd";    // sgd | adam | adamw
+  std::vector<double> betas = {0.9, 0.999};  // adam, adamw
+  std::int64_t warmup_epochs = 0;   // linear warm-up before the schedule
+  std::optional<ComponentSpec> outliers;         // auxiliary OOD data, label -1
+  std::vector<ComponentSpec> outlier_transforms;
+  std::int64_t outlier_batch_size = 0;           // outliers per batch, 0 = batch_size
+  std::int64_t checkpoint_every = 0;             // epochs between training states, 0 = at the end
+  std::filesystem::path resume;                  // a training state to continue from
 };
 
 struct EvaluatePlan {

@@ -25,6 +25,11 @@ std::string pointer_append(const std::string& pointer, std::string_view token);
 /// "object", "array", "string", "integer", "number", "true or false", "null".
 std::string json_type_name(const nlohmann::ordered_json& value);
 
+/// How deeply components may nest inside each other's parameters (a class-filter of a
+/// class-filter of ...). Deeper nesting is reported at the pointer of the component
+/// that exceeds it.
+inline constexpr std::size_t kMaxComponentDepth = 32;
+
 class SchemaValidator {
  public:
   explicit SchemaValidator(const Registry& registry) : registry_(registry) {}
@@ -54,6 +59,7 @@ class SchemaValidator {
   bool scalar(const ParamSpec& spec, ParamType type, const nlohmann::ordered_json& v,
               const std::string& pointer, std::vector<Diagnostic>& diagnostics) const;
   const Registry& registry_;
+  mutable std::size_t component_depth_ = 0;  // components being validated, nested
 };
 
 }  // namespace ood::core
