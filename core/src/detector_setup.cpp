@@ -18,6 +18,8 @@ void attach_detector(Detector& detector, const ComponentSpec& spec, const std::s
   const DetectorNeeds needs = detector.needs();
   const std::string who = pointer + ": detector '" + spec.plugin + "' needs ";
   const std::string whose = " of the model, which model '" + model_plugin + "' does not provide";
+  if (needs.features && !model.has_features())
+    throw InvalidArgument(who + "the penultimate features" + whose);
   if (needs.linear_head && !model.linear_head())
     throw InvalidArgument(who + "the linear last layer (weight and bias)" + whose);
   if (needs.feature_map && !model.has_feature_map())

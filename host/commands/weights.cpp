@@ -76,18 +76,19 @@ int fetch(const std::vector<std::string>& names, bool quiet) {
 }  // namespace
 
 int cmd_weights(const std::vector<std::string>& args, GlobalOptions& global) {
-  po::options_description own("ood weights list [--verbose] | ood weights fetch NAME...");
+  po::options_description visible("ood weights list [--verbose] | ood weights fetch NAME...");
   std::vector<std::string> words;
   bool verbose = false, help = false;
-  own.add_options()("words", po::value<std::vector<std::string>>(&words), "list, or fetch and names")
-      ("verbose,v", po::bool_switch(&verbose), "list: URLs, checksums and preprocessing too")
+  visible.add_options()("verbose,v", po::bool_switch(&verbose), "list: URLs, checksums and preprocessing too")
       ("help,h", po::bool_switch(&help), "this help");
+  po::options_description own;  // the positional words are not listed in the help
+  own.add(visible).add_options()("words", po::value<std::vector<std::string>>(&words), "list, or fetch and names");
   po::positional_options_description positional;
   positional.add("words", -1);
   parse_command("weights", args, own, global, &positional);
   if (help || words.empty()) {
     (help ? std::cout : std::cerr)
-        << own << "\nNamed pretrained weights for the model plugins' `weights` parameter, cached in "
+        << visible << "\nNamed pretrained weights for the model plugins' `weights` parameter, cached in "
         << "$OOD_HOME/weights (default ~/.cache/ood/weights); $OOD_WEIGHTS_REGISTRY adds entries.\n\n"
         << global_options_description(global) << "\n";
     return help ? kExitOk : kExitUsage;

@@ -29,6 +29,8 @@ at::Tensor Model::pool(const at::Tensor&) {
   throw NotSupported("this model does not expose the pooling from its feature map");
 }
 
+at::Tensor Model::logits_from_feature_map(const at::Tensor& feature_map) { return head(pool(feature_map)); }
+
 Detector::~Detector() = default;
 
 void Detector::attach(Model&) {}

@@ -64,6 +64,11 @@ const at::Tensor& Views::logits() {
     if (!model_ && !features_)
       throw StateError("views: logits were requested but neither given nor computable (no model)");
     if (!model_) throw StateError("views: logits need the model's head, and there is no model");
+    if (!model_->logits_from_features()) {
+      at::AutoGradMode grad_mode(track_gradients_);
+      logits_ = model_->logits(inputs());
+      return *logits_;
+    }
     const at::Tensor& f = features();
     at::AutoGradMode grad_mode(track_gradients_);
     logits_ = model_->head(f);

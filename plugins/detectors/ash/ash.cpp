@@ -6,7 +6,8 @@
 //   ash-p: keep the top-k entries, zero the rest
 //   ash-b: s1 = sum of all entries; top-k entries set to s1 / k, the rest 0
 //   ash-s: s1 = sum of all entries, keep the top-k (sum s2), multiply by exp(s1 / s2)
-// then logits = head(pool(shaped map)) and score = detector(logits) (energy by default).
+// then logits = the model's path from the map to the logits (head(pool(map)), or a
+// TorchScript module's forward_from_before_pool) and score = detector(logits).
 #include <ATen/ATen.h>
 
 #include <cfenv>
@@ -106,7 +107,7 @@ class Ash final : public ood::Detector {
       throw ood::StateError(std::string(kName) +
                             ": needs the model's path from the feature map to the logits (attach it to a model)");
     const at::Tensor shaped = shape(views.feature_map());
-    const at::Tensor logits = model->head(model->pool(shaped));
+    const at::Tensor logits = model->logits_from_feature_map(shaped);
     if (!at::isfinite(logits).all().item<bool>())
       throw ood::Error(std::string(kName) + ": the logits of the shaped feature map are not finite" +
                        (variant_ == Variant::S ? " (ash-s scales by exp(s1 / s2), which overflows float32 for a "
@@ -138,7 +139,7 @@ void register_components(ood::Registrar& registrar) {
       "k = n - round_half_even(n * percentile) entries are kept (numpy.round):\n"
       "  ash-p: the rest set to 0;  ash-b: the kept entries set to s1 / k (s1: sum of all entries),\n"
       "  the rest 0;  ash-s: the rest 0, then everything times exp(s1 / s2) (s2: sum of the kept).\n"
-      "logits = head(pool(shaped map)); score = detector(logits), larger for outliers; `detector` is\n"
+      "logits = head(pool(shaped map)) (or the model's own path from the map); score = detector(logits), larger for outliers; `detector` is\n"
       "any logit-only detector (default energy-based, t = 1). Needs a model with a feature map.\n"
       "Matches pytorch_ood.detector.ASH (parity), except: the views' feature map is not modified in\n"
       "place (pytorch-ood's ash-p/ash-b overwrite the backbone output); ash-s leaves a map whose kept\n"

@@ -33,7 +33,7 @@ constexpr const char* kName = "knn";
 // Extra candidates kept from the float32 pass before the exact float64 recomputation.
 constexpr std::int64_t kExtraCandidates = 8;
 // Elements of one block of the query x stored distance matrix (64 MiB of float32).
-constexpr std::int64_t kBlockElements = std::int64_t{1} << 24;
+constexpr std::int64_t kBlockElements = std::int64_t{1} << 22;
 
 class Knn final : public ood::Detector {
  public:

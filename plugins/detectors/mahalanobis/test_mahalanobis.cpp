@@ -147,6 +147,18 @@ TEST(Mahalanobis, KnownAnswerOnOtherDataIgnoringOodLabelsAndBatching) {
   }
 }
 
+TEST(Mahalanobis, ManyClassesAreScoredInChunks) {
+  // 150 classes x 300 dimensions x 200 queries: the distances are computed in several chunks.
+  at::Generator gen = at::detail::createCPUGenerator(8);
+  const std::int64_t n = 3000, d = 300, k = 150;
+  const at::Tensor y = at::arange(n, at::kLong) % k;
+  const at::Tensor z = at::randn({n, d}, gen, at::kDouble) + 2.0 * at::randn({k, d}, gen, at::kDouble).index({y});
+  const at::Tensor test = at::randn({200, d}, gen, at::kDouble) * 2.0;
+  auto det = make_detector("mahalanobis", R"({"eps": 0})");
+  fit_on_views(*det, z, at::Tensor(), y, 500);
+  EXPECT_TRUE(all_close(score_views(*det, test, at::Tensor()), reference_scores(test, reference_fit(z, y)), 1e-9, 1e-9));
+}
+
 TEST(Mahalanobis, PerturbationKnownAnswerOnALinearModel) {
   // features = A x: grad_x 0.5 d_k*(A x) = A^T P (A x - mu_k*), so x_hat has a closed form.
   LinearTestModel model(2, 3, 5, 3, 11);

@@ -37,20 +37,21 @@ std::shared_ptr<Model> model_without_dropout() {
 
 TEST(Mcd, SameSeedGivesPytorchOodsDropoutMasks) {
   // pytorch-ood: torch.manual_seed(77) right before predict; here: pipeline seed 77, first batch.
+  // (Two of the four fixture runs, to keep the test short: 30 passes each.)
   auto model = reference_model();
-  for (const std::string mode : {"var", "mean"})
-    for (const std::string side : {"in", "out"}) {
-      auto det = mcd_with_seed(77, mode);
-      const at::Tensor s = score_on_model(*det, *model, data("x_" + side), 64);
-      EXPECT_TRUE(all_close(s, fx("scores_" + mode + "_" + side), 1e-5, 1e-6)) << mode << " " << side;
-      EXPECT_EQ(model->mode(), ModelMode::Eval);
-    }
+  for (const auto& [mode, side] : {std::pair<std::string, std::string>{"var", "in"}, {"mean", "out"}}) {
+    auto det = mcd_with_seed(77, mode);
+    const at::Tensor s = score_on_model(*det, *model, data("x_" + side), 64);
+    EXPECT_TRUE(all_close(s, fx("scores_" + mode + "_" + side), 1e-5, 1e-6)) << mode << " " << side;
+    EXPECT_EQ(model->mode(), ModelMode::Eval);
+  }
 }
 
 TEST(Mcd, StatisticallyEqualToTheExpectationFields) {
-  // Another seed (the test pipeline's 0): other masks, the same expectation. 30 passes.
+  // Another seed (the test pipeline's 0): other masks, the same expectation. 30 passes
+  // per batch (the 'in' batch in mode var, then in mode mean, to keep the test short).
   auto model = reference_model();
-  for (const std::string side : {"in", "out"}) {
+  for (const std::string side : {"in"}) {
     const at::Tensor long_var = fx("long_mean_var_" + side).to(at::kDouble);
     const at::Tensor var = score_on_model(*make_detector("mcd", R"({"mode": "var"})"), *model, data("x_" + side), 64)
                                .to(at::kDouble);

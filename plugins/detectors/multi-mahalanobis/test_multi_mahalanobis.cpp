@@ -80,13 +80,20 @@ TEST(MultiMahalanobis, MatchesPytorchOodOnTheReferenceModel) {
   EXPECT_FALSE(det->needs().input_gradients);
   const TensorDict s = det->state();
   for (std::size_t l = 0; l < kLayers.size(); ++l) {
-    for (const char* p : {"mu_", "precision_"}) {
-      const std::string name = p + std::to_string(l);
-      auto [rtol, atol] = tol(name);
-      // mu comes through the network here (float32 model outputs: rtol 1e-4, atol 1e-4 at most)
-      if (std::string(p) == "mu_") rtol = std::max(rtol, 1e-4), atol = std::max(atol, 1e-5);
-      EXPECT_TRUE(all_close(s.at(name), tensor_of(fx(), name), rtol, atol)) << name;
-    }
+    const std::string sfx = std::to_string(l);
+    // mu comes through the network here (float32 model outputs)
+    EXPECT_TRUE(all_close(s.at("mu_" + sfx), tensor_of(fx(), "mu_" + sfx), std::max(tol("mu_" + sfx).first, 1e-4),
+                          std::max(tol("mu_" + sfx).second, 1e-5)))
+        << l;
+    // The fixture's precisions are float32 inverses of ill-conditioned covariances (entries up
+    // to ~1e4..1e5): compare relative to their size (see test_mahalanobis.cpp), and check that
+    // ours inverts our covariance.
+    const at::Tensor p_fx = tensor_of(fx(), "precision_" + sfx);
+    const double scale = p_fx.abs().max().item<double>();
+    const at::Tensor p = s.at("precision_" + sfx);
+    EXPECT_TRUE(all_close(p, p_fx, tol("precision_" + sfx).first, 3e-4 * scale))
+        << l << ": max |diff| / max |P| = " << ((p - p_fx).abs().max().item<double>() / scale);
+    EXPECT_TRUE(all_close(at::mm(p, s.at("cov_" + sfx)), at::eye(p.size(0), at::kDouble), 0, 1e-9)) << l;
   }
   auto model = reference_model();
   for (const char* side : {"in", "out"}) {

@@ -63,13 +63,13 @@ at::Tensor precision_of(const at::Tensor& cov) {
 }
 
 // d[n, k] = (z_n - mu_k)^T P (z_n - mu_k) = ||z_n L - mu_k L||^2 with P = L L^T, float64.
-// Chunked over classes so that memory stays O(N * chunk * D).
+// Chunked over classes so that the temporary [N, chunk, D] stays at about 4M doubles (32 MB).
 at::Tensor squared_distances(const at::Tensor& z, const at::Tensor& mu, const at::Tensor& factor) {
   const at::Tensor f = factor.to(z.device());
   const at::Tensor zl = at::mm(z.to(at::kDouble), f);
   const at::Tensor ml = at::mm(mu.to(z.device()), f);
   const std::int64_t n = zl.size(0), k = ml.size(0), d = ml.size(1);
-  const std::int64_t chunk = std::max<std::int64_t>(1, (std::int64_t{1} << 24) / std::max<std::int64_t>(1, n * d));
+  const std::int64_t chunk = std::max<std::int64_t>(1, (std::int64_t{1} << 22) / std::max<std::int64_t>(1, n * d));
   std::vector<at::Tensor> parts;
   for (std::int64_t k0 = 0; k0 < k; k0 += chunk) {
     const at::Tensor diff = zl.unsqueeze(1) - ml.slice(0, k0, std::min(k, k0 + chunk)).unsqueeze(0);

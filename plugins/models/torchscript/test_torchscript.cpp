@@ -88,7 +88,9 @@ TEST(TorchScript, EveryDetectorScoresTheExportLikeTheReferenceModel) {
   auto native = reference_model();
   const at::Tensor x_fit = tensor_of(reference_data(), "x_fit");
   const at::Tensor y_fit = tensor_of(reference_data(), "y_fit");
-  const at::Tensor x = at::cat({tensor_of(reference_data(), "x_in"), tensor_of(reference_data(), "x_out")});
+  // Half of each side keeps the test short; equality needs no more samples.
+  const at::Tensor x = at::cat({tensor_of(reference_data(), "x_in").slice(0, 0, 32),
+                                tensor_of(reference_data(), "x_out").slice(0, 0, 32)});
   int compared = 0;
   for (const auto& name : registry().names(Kind::Detector)) {
     SCOPED_TRACE(name);

@@ -108,6 +108,15 @@ class TorchScriptModel final : public ood::Model {
     return ood::LinearHead{linear_weight(), bias};
   }
 
+  bool has_features() const override { return methods_.count("features") || map_poolable(); }
+  bool logits_from_features() const override {
+    return has_features() && (methods_.count("head") || linear_);
+  }
+  at::Tensor logits_from_feature_map(const at::Tensor& feature_map) override {
+    if (methods_.count("forward_from_before_pool")) return call("forward_from_before_pool", feature_map, "feature map");
+    return head(pool(feature_map));
+  }
+
   bool has_feature_map() const override { return map_poolable() && (methods_.count("head") || linear_); }
 
   at::Tensor features_before_pool(const at::Tensor& inputs) override {
@@ -350,8 +359,9 @@ void register_components(ood::Registrar& registrar) {
       "  features(x)                   penultimate features [N, D]\n"
       "  head(features)                logits from features (else the `linear_head` submodule)\n"
       "  features_before_pool(x)       feature map before global pooling (ASH)\n"
-      "  pool(map)                     features from a map (else the mean over H and W)\n"
-      "  forward_from_before_pool(map) logits from a map; checks the mean-pool assumption\n"
+      "  pool(map)                     features from a map\n"
+      "  forward_from_before_pool(map) logits from a map: without `pool`, the features of a\n"
+      "                                map are its mean over H and W, checked once against it\n"
       "The torch.nn.Linear submodule named by `linear_head` (default fc) gives the head's\n"
       "weights (DICE, ViM, ReAct). A view whose method is missing is an error naming it.\n"
       "Export (model: an nn.Module in eval mode, x: one example batch):\n"

@@ -47,6 +47,11 @@ class OOD_SDK_API Model {
   virtual at::Tensor head(const at::Tensor& features) = 0;
   /// Logits of a batch of inputs. The default runs features() then head().
   virtual at::Tensor logits(const at::Tensor& inputs);
+  /// Whether features() works (a TorchScript module may only have forward).
+  virtual bool has_features() const { return true; }
+  /// Whether logits(x) == head(features(x)), so that Views derives the logits from the
+  /// cached features (one forward). When false, Views calls logits() itself.
+  virtual bool logits_from_features() const { return true; }
 
   /// The last layer's weights when the head is one linear layer.
   virtual std::optional<LinearHead> linear_head() { return std::nullopt; }
@@ -66,6 +71,9 @@ class OOD_SDK_API Model {
   /// `features(x) == pool(features_before_pool(x))` and the logits of a modified map
   /// are `head(pool(map))`. Default: ood::NotSupported.
   virtual at::Tensor pool(const at::Tensor& feature_map);
+  /// Logits of a (possibly modified) feature map. Default: head(pool(map)); a model
+  /// with its own path from the map (TorchScript's forward_from_before_pool) overrides it.
+  virtual at::Tensor logits_from_feature_map(const at::Tensor& feature_map);
 
   virtual void set_mode(ModelMode mode) = 0;
   virtual ModelMode mode() const = 0;

@@ -124,7 +124,9 @@ enum class Outcome { Done, Transient, Offline, Permanent };
 
 std::string by_hand(const std::string& url, const fs::path& destination, const std::string& sha256) {
   return " To use the file without network access, download " + url + " elsewhere and place it at " +
-         destination.string() + (sha256.empty() ? "" : " (its sha256 must match " + sha256 + ")") + ".";
+         destination.string() +
+         (sha256.empty() ? "" : (sha256.size() < 64 ? " (its sha256 must start with " : " (its sha256 must be ") + sha256 + ")") +
+         ".";
 }
 
 }  // namespace
