@@ -112,7 +112,8 @@ build_fuzzers() {
          "-D_GLIBCXX_USE_CXX11_ABI=1 -DBOOST_DLL_USE_STD_FS '-DOOD_VERSION=\"fuzz\"'" \
          "-DSPDLOG_SHARED_LIB -DSPDLOG_COMPILED_LIB -DSPDLOG_FMT_EXTERNAL" \
          "-I\$root/sdk/include -I\$root/core/include -I\$root/tests/fuzz" \
-         "-isystem /usr/include/torch/csrc/api/include"
+         "-isystem /usr/include/torch/csrc/api/include" \
+         "-include ATen/core/ivalue.h"  # clang 14 + libstdc++ 12: ATen/Tensor.h alone leaves IValue incomplete
     echo "libs = -ltorch -ltorch_cpu -lc10 -lspdlog -lfmt -lz -lpthread"
     echo "rule cxx"
     echo "  command = \$cxx \$flags -MD -MF \$out.d -c \$in -o \$out"

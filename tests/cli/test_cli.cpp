@@ -51,6 +51,13 @@ TEST(Cli, PluginsListsEveryComponent) {
   EXPECT_FALSE(contains(r.output, "wide-resnet"));
   EXPECT_FALSE(contains(r.output, "fashion-mnist"));
   EXPECT_TRUE(contains(r.output, " components from ")) << r.output;
+  // pytorch-ood's 19 detectors, plus the detectors of the losses that define a score.
+  for (const char* name : {"odin", "mahalanobis", "multi-mahalanobis", "rmd", "kl-matching", "knn", "vim", "dice", "she",
+                           "react", "ash", "weighted-ebo", "temperature-scaling", "openmax", "mcd", "cac", "center",
+                           "ii", "mchad", "deep-svdd", "ss-deep-svdd", "entropic-open-set", "objectosphere",
+                           "confidence"})
+    EXPECT_TRUE(contains(r.output, std::string("detector      ") + name + " ")) << name << "\n" << r.output;
+  EXPECT_TRUE(contains(r.output, "28 components from ")) << r.output;
   r = ood("plugins --kind detectr");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_TRUE(contains(r.output, "unknown kind 'detectr'")) << r.output;

@@ -40,7 +40,8 @@ class TensorFile final : public ood::Dataset {
     if (!at::isFloatingType(inputs_.scalar_type()))
       throw ood::FileError(file.string() + ": '" + inputs_key + "' must be floating, got " +
                            ood::describe_tensor(inputs_));
-    if (labels_.dim() != 1 || at::isFloatingType(labels_.scalar_type()) || labels_.scalar_type() == at::kBool)
+    if (labels_.dim() != 1 || at::isFloatingType(labels_.scalar_type()) || at::isComplexType(labels_.scalar_type()) ||
+        labels_.scalar_type() == at::kBool)
       throw ood::FileError(file.string() + ": '" + labels_key + "' must be an integer tensor [N], got " +
                            ood::describe_tensor(labels_));
     if (labels_.size(0) != inputs_.size(0))

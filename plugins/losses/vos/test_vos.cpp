@@ -146,7 +146,7 @@ TEST(Vos, VosRegMatchesPytorchOodForEveryCase) {
       st.set("weights_energy.weight", tensor_of(fx, "weights_energy_weight").to(dt));
       st.set("weights_energy.bias", tensor_of(fx, "weights_energy_bias").to(dt));
       loss->load_state(st);
-      at::Tensor logits = tensor_of(fx, c["inputs"]["logits"]).to(dt).requires_grad_(true);
+      at::Tensor logits = tensor_of(fx, c["inputs"]["logits"]).to(dt).detach().clone().requires_grad_(true);
       Views views;
       views.set_logits(logits);
       at::Tensor value = loss->forward(views, tensor_of(fx, c["inputs"]["y"]));

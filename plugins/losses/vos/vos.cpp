@@ -124,8 +124,8 @@ class Vos final : public ood::Loss {
     out.set("weights_energy.weight", we_w_.detach());
     out.set("weights_energy.bias", we_b_.detach());
     if (cfg_.synthesize) {
-      out.set("queue", queue_);
-      out.set("queue_count", count_);
+      out.set("queue", queue_.clone());  // copies: the queues change in place at every call
+      out.set("queue_count", count_.clone());
       out.set("rng_state", gen_.get_state());
     }
     return out;
