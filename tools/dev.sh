@@ -100,6 +100,7 @@ build_fuzzers() {
     sdk/src/io/idx.cpp sdk/src/io/legacy_format.cpp sdk/src/io/pickle_reader.cpp
     sdk/src/io/pickle_writer.cpp sdk/src/io/torch_file.cpp sdk/src/io/zip_format.cpp
     core/src/pipeline.cpp core/src/validation.cpp core/src/registry.cpp core/src/suggest.cpp
+    core/src/transform_presets.cpp sdk/src/download/weights.cpp sdk/src/download/download.cpp sdk/src/log.cpp
     tests/fuzz/fuzz_entries.cpp
   )
   local cxx="clang++"
@@ -114,7 +115,7 @@ build_fuzzers() {
          "-I\$root/sdk/include -I\$root/core/include -I\$root/tests/fuzz" \
          "-isystem /usr/include/torch/csrc/api/include" \
          "-include ATen/core/ivalue.h"  # clang 14 + libstdc++ 12: ATen/Tensor.h alone leaves IValue incomplete
-    echo "libs = -ltorch -ltorch_cpu -lc10 -lspdlog -lfmt -lz -lpthread"
+    echo "libs = -ltorch -ltorch_cpu -lc10 -lspdlog -lfmt -lz -lcurl -lcrypto -lpthread"
     echo "rule cxx"
     echo "  command = \$cxx \$flags -MD -MF \$out.d -c \$in -o \$out"
     echo "  depfile = \$out.d"

@@ -17,14 +17,19 @@ void attach_detector(Detector& detector, const ComponentSpec& spec, const std::s
                      Model& model, const std::string& model_plugin) {
   const DetectorNeeds needs = detector.needs();
   const std::string who = pointer + ": detector '" + spec.plugin + "' needs ";
-  const std::string whose = " of the model, which model '" + model_plugin + "' does not provide";
+  // The model says what it would need (a TorchScript module: the method to export).
+  const auto whose = [&](Model::View view) {
+    const std::string reason = model.missing_view(view);
+    return " of the model, which model '" + model_plugin + "' does not provide" +
+           (reason.empty() ? std::string() : ": " + reason);
+  };
   if (needs.features && !model.has_features())
-    throw InvalidArgument(who + "the penultimate features" + whose);
+    throw InvalidArgument(who + "the penultimate features" + whose(Model::View::Features));
   if (needs.linear_head && !model.linear_head())
-    throw InvalidArgument(who + "the linear last layer (weight and bias)" + whose);
+    throw InvalidArgument(who + "the linear last layer (weight and bias)" + whose(Model::View::LinearHead));
   if (needs.feature_map && !model.has_feature_map())
     throw InvalidArgument(who + "the feature map before global pooling (and the path from it to the logits)" +
-                          whose);
+                          whose(Model::View::FeatureMap));
   if (!needs.layers.empty()) {
     const std::vector<std::string> known = model.layer_names();
     for (const auto& layer : needs.layers) {

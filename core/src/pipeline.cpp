@@ -8,6 +8,7 @@
 #include <unordered_set>
 
 #include "ood/core/suggest.hpp"
+#include "ood/core/transform_presets.hpp"
 
 namespace ood::core {
 
@@ -407,21 +408,25 @@ void apply_override(json& document, const std::string& assignment) {
   }
 }
 
-Pipeline parse_pipeline(const json& document, const Registry& registry, const std::string& source) {
+Pipeline parse_pipeline(const json& original, const Registry& registry, const std::string& source) {
   std::vector<Diagnostic> diags;
   SchemaValidator validator(registry);
   Pipeline plan;
   plan.source = source;
-  if (!document.is_object()) {
-    diags.push_back({"", "a pipeline is a JSON object, got a " + json_type_name(document)});
+  if (!original.is_object()) {
+    diags.push_back({"", "a pipeline is a JSON object, got a " + json_type_name(original)});
     throw PipelineError(source, diags);
   }
   // Before anything copies or walks the document recursively.
-  if (auto deep = too_deep(document)) {
+  if (auto deep = too_deep(original)) {
     diags.push_back({*deep, "JSON nested deeper than " + std::to_string(kMaxJsonDepth) +
                                 " levels (the limit for pipelines)"});
     throw PipelineError(source, diags);
   }
+  // Presets become the transforms they stand for before validation, so that the
+  // components are checked, built and recorded like any written by hand.
+  json with_presets;
+  const json& document = expand_transform_presets(original, with_presets, diags);
   json normalized = json::object();
 
   for (auto it = document.begin(); it != document.end(); ++it)

@@ -53,6 +53,16 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainPlan& plan, s
 // LibTorch keys an optimiser's per-parameter state by the address of the tensor.
 std::string state_key(const at::Tensor& p) { return c10::guts::to_string(p.unsafeGetTensorImpl()); }
 
+// Adam and AdamW keep the same fields in two unrelated classes: each is read as itself
+// (casting an AdamWParamState to AdamParamState is undefined behaviour, UBSan says so).
+template <typename AdamState>
+void save_adam_state(const torch::optim::OptimizerParamState& base, const std::string& prefix, TensorDict& out) {
+  const auto& s = static_cast<const AdamState&>(base);
+  out.set(prefix + "step", at::scalar_tensor(s.step(), at::kLong));
+  out.set(prefix + "exp_avg", s.exp_avg());
+  out.set(prefix + "exp_avg_sq", s.exp_avg_sq());
+}
+
 void save_optimizer(torch::optim::Optimizer& optimizer, const std::string& kind,
                     const std::vector<at::Tensor>& params, TensorDict& out) {
   auto& state = optimizer.state();
@@ -63,12 +73,10 @@ void save_optimizer(torch::optim::Optimizer& optimizer, const std::string& kind,
     if (kind == "sgd") {
       const auto& s = static_cast<const torch::optim::SGDParamState&>(*it->second);
       if (s.momentum_buffer().defined()) out.set(prefix + "momentum_buffer", s.momentum_buffer());
+    } else if (kind == "adam") {
+      save_adam_state<torch::optim::AdamParamState>(*it->second, prefix, out);
     } else {
-      // Adam and AdamW keep the same fields.
-      const auto& s = static_cast<const torch::optim::AdamParamState&>(*it->second);
-      out.set(prefix + "step", at::scalar_tensor(s.step(), at::kLong));
-      out.set(prefix + "exp_avg", s.exp_avg());
-      out.set(prefix + "exp_avg_sq", s.exp_avg_sq());
+      save_adam_state<torch::optim::AdamWParamState>(*it->second, prefix, out);
     }
   }
 }
@@ -91,21 +99,14 @@ void load_optimizer(torch::optim::Optimizer& optimizer, const std::string& kind,
       state[state_key(params[i])] = std::move(s);
     } else {
       if (!in.contains(prefix + "step")) continue;
-      std::unique_ptr<torch::optim::OptimizerParamState> base;
-      if (kind == "adam") {
-        auto s = std::make_unique<torch::optim::AdamParamState>();
+      auto fill = [&](auto s) -> std::unique_ptr<torch::optim::OptimizerParamState> {
         s->step(in.at(prefix + "step").item<std::int64_t>());
         s->exp_avg(get(prefix + "exp_avg", params[i]));
         s->exp_avg_sq(get(prefix + "exp_avg_sq", params[i]));
-        base = std::move(s);
-      } else {
-        auto s = std::make_unique<torch::optim::AdamWParamState>();
-        s->step(in.at(prefix + "step").item<std::int64_t>());
-        s->exp_avg(get(prefix + "exp_avg", params[i]));
-        s->exp_avg_sq(get(prefix + "exp_avg_sq", params[i]));
-        base = std::move(s);
-      }
-      state[state_key(params[i])] = std::move(base);
+        return s;
+      };
+      state[state_key(params[i])] = kind == "adam" ? fill(std::make_unique<torch::optim::AdamParamState>())
+                                                   : fill(std::make_unique<torch::optim::AdamWParamState>());
     }
   }
 }

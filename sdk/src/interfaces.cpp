@@ -31,6 +31,8 @@ at::Tensor Model::pool(const at::Tensor&) {
 
 at::Tensor Model::logits_from_feature_map(const at::Tensor& feature_map) { return head(pool(feature_map)); }
 
+std::string Model::missing_view(View) const { return {}; }
+
 Detector::~Detector() = default;
 
 void Detector::attach(Model&) {}

@@ -1,6 +1,8 @@
-// The transforms: normalize, to-rgb, resize, random-crop, random-horizontal-flip.
+// The transforms: normalize, to-rgb, resize, center-crop, random-crop, random-horizontal-flip,
+// and the transform presets of weight sets against torchvision.
 #include "test_support.hpp"
 
+#include "ood/core/transform_presets.hpp"
 #include "ood/error.hpp"
 #include "ood/random.hpp"
 
@@ -92,6 +94,61 @@ TEST(RandomHorizontalFlip, FlipsWithProbabilityP) {
   EXPECT_GT(flipped, 150);
   EXPECT_LT(flipped, 250);
   EXPECT_THROW(make_augmentation("random-horizontal-flip", R"({"p": 1.5})"), InvalidArgument);
+}
+
+TEST(Resize, ShorterSideKeepsTheAspectRatioAsTorchvision) {
+  at::Generator gen = make_generator(0);
+  auto r = make_augmentation("resize", R"({"shorter_side": 10})");
+  // torchvision: the longer side is int(10 * long / short), truncated
+  EXPECT_EQ(r->apply(image(at::rand({3, 30, 17})), gen).input.sizes(), (std::vector<int64_t>{3, 17, 10}));
+  EXPECT_EQ(r->apply(image(at::rand({1, 7, 9})), gen).input.sizes(), (std::vector<int64_t>{1, 10, 12}));
+  EXPECT_EQ(r->apply(image(at::rand({1, 5, 5})), gen).input.sizes(), (std::vector<int64_t>{1, 10, 10}));
+  const at::Tensor same = at::rand({1, 10, 13});
+  EXPECT_TRUE(r->apply(image(same), gen).input.equal(same));
+  EXPECT_THROW(make_augmentation("resize", R"({"size": [4], "shorter_side": 4})"), InvalidArgument);
+  EXPECT_THROW(make_augmentation("resize", R"({})"), InvalidArgument);
+  EXPECT_THROW(make_augmentation("resize", R"({"shorter_side": 0})"), InvalidArgument);
+}
+
+TEST(CenterCrop, OffsetsAndPaddingAsTorchvision) {
+  at::Generator gen = make_generator(0);
+  const auto data = load_tensor_dict_file("presets/presets.pt");
+  auto crop = make_augmentation("center-crop", R"({"size": [8, 4]})");
+  EXPECT_TRUE(crop->apply(image(tensor_of(data, "crop_x")), gen).input.equal(tensor_of(data, "crop_y")));
+  // Python's round: an offset of 0.5 goes to 0, 1.5 to 2, 2.5 to 2
+  const at::Tensor row = at::arange(8, at::kFloat).view({1, 1, 8});
+  for (const auto& [width, first] : std::vector<std::pair<int, float>>{{7, 0}, {5, 2}, {3, 2}}) {
+    auto c = make_augmentation("center-crop", "{\"size\": [1, " + std::to_string(width) + "]}");
+    EXPECT_EQ(c->apply(image(row), gen).input[0][0][0].item<float>(), first) << "width " << width;
+  }
+  auto square = make_augmentation("center-crop", R"({"size": [3]})");
+  EXPECT_EQ(square->apply(image(at::rand({2, 6, 6})), gen).input.sizes(), (std::vector<int64_t>{2, 3, 3}));
+  EXPECT_THROW(square->apply(image(at::rand({6, 6})), gen), ShapeError);
+  EXPECT_THROW(make_augmentation("center-crop", R"({"size": [0]})"), InvalidArgument);
+  EXPECT_THROW(make_augmentation("center-crop", R"({"size": [1, 2, 3]})"), InvalidArgument);
+}
+
+// The components a preset stands for, built and applied in order as the loader does.
+at::Tensor apply_preset(const std::string& name, const at::Tensor& x) {
+  at::Generator gen = make_generator(0);
+  Sample s = image(x);
+  for (const auto& c : core::preset_transforms(name))
+    s = make_augmentation(c["plugin"], c.contains("params") ? c["params"].dump() : "{}")->apply(std::move(s), gen);
+  return s.input;
+}
+
+TEST(TransformPresets, MatchTorchvisionAndPytorchOod) {
+  const auto data = load_tensor_dict_file("presets/presets.pt");
+  // resnet50 IMAGENET1K_V2: resize 232, crop 224 (downscaling with antialiasing)
+  EXPECT_TRUE(all_close(apply_preset("resnet50-imagenet1k-v2", tensor_of(data, "imagenet_x")),
+                        tensor_of(data, "imagenet_y"), 1e-4, 1e-4));
+  // resnet18 IMAGENET1K_V1: resize 256 (upscaling), crop 224
+  EXPECT_TRUE(all_close(apply_preset("resnet18-imagenet1k-v1", tensor_of(data, "small_x")), tensor_of(data, "small_y"),
+                        1e-4, 1e-4));
+  // pytorch-ood's transform_for("cifar10-pt") on a grey image
+  EXPECT_TRUE(all_close(apply_preset("cifar10-pt", tensor_of(data, "cifar_x")), tensor_of(data, "cifar_y"), 1e-4,
+                        1e-4));
+  EXPECT_THROW(core::preset_transforms("no-such-weights"), InvalidArgument);
 }
 
 }  // namespace

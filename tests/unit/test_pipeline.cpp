@@ -146,5 +146,58 @@ TEST(Pipeline, SyntaxErrorsNameLineAndColumn) {
   EXPECT_THROW(read_pipeline_file("/nonexistent/pipeline.json"), InvalidArgument);
 }
 
+// {"preset": NAME} stands for the evaluation transforms of a weight set, in place, and is
+// validated like transforms written by hand.
+TEST(Pipeline, TransformPresetsExpandInPlace) {
+  json doc = parse_pipeline_text(kIssueExample, "x");
+  doc["data"]["transforms"] = json{{"preset", "resnet50-imagenet1k-v2"}};
+  Pipeline p = parse_pipeline(doc, test::registry(), "x");
+  ASSERT_EQ(p.transforms.size(), 3u);
+  EXPECT_EQ(p.transforms[0].plugin, "resize");
+  EXPECT_EQ(p.transforms[0].params.get_int("shorter_side"), 232);
+  EXPECT_EQ(p.transforms[1].plugin, "center-crop");
+  EXPECT_EQ(p.transforms[1].params.get_int_list("size"), std::vector<std::int64_t>{224});
+  EXPECT_EQ(p.transforms[2].plugin, "normalize");
+  EXPECT_EQ(p.transforms[2].params.get_float_list("std")[2], 0.225);
+  // the normalised document records what the preset stood for
+  EXPECT_EQ(p.normalized["data"]["transforms"].size(), 3u);
+
+  // an item of a list, among other transforms; pytorch-ood's CIFAR preset has ToRGB
+  doc["data"]["transforms"] = json::parse(R"([{"plugin": "to-rgb"}, {"preset": "cifar10-pt"},
+                                              {"plugin": "random-horizontal-flip"}])");
+  p = parse_pipeline(doc, test::registry(), "x");
+  std::vector<std::string> names;
+  for (const auto& t : p.transforms) names.push_back(t.plugin);
+  EXPECT_EQ(names, (std::vector<std::string>{"to-rgb", "resize", "to-rgb", "normalize", "random-horizontal-flip"}));
+  EXPECT_EQ(p.transforms[1].params.get_int_list("size"), (std::vector<std::int64_t>{32, 32}));
+
+  // train transforms take presets too
+  doc["train"] = json::parse(R"({"data": {"plugin": "tensor-file", "params": {"path": "a.pt"}},
+                                 "transforms": {"preset": "cifar100-pt"}})");
+  p = parse_pipeline(doc, test::registry(), "x");
+  ASSERT_TRUE(p.train.has_value());
+  EXPECT_EQ(p.train->transforms.size(), 3u);
+}
+
+TEST(Pipeline, TransformPresetMistakesHavePointers) {
+  json doc = parse_pipeline_text(kIssueExample, "x");
+  doc["data"]["transforms"] = json{{"preset", "resnet50-imagenet1k-v3"}};
+  auto d = diagnostics_of(doc);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].pointer, "/data/transforms/preset");
+  EXPECT_NE(d[0].message.find("unknown preset 'resnet50-imagenet1k-v3'"), std::string::npos) << d[0].message;
+  EXPECT_NE(d[0].message.find("did you mean"), std::string::npos) << d[0].message;
+
+  doc["data"]["transforms"] = json::parse(R"([{"plugin": "to-rgb"}, {"preset": 3}])");
+  d = diagnostics_of(doc);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].pointer, "/data/transforms/1/preset");
+
+  doc["data"]["transforms"] = json::parse(R"({"preset": "cifar10-pt", "size": 3})");
+  d = diagnostics_of(doc);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].pointer, "/data/transforms/size");
+}
+
 }  // namespace
 }  // namespace ood::core

@@ -1,5 +1,7 @@
-// Bilinear resize of an image [C, H, W] to a fixed size. With antialias (the default)
-// downscaling filters like PIL's bilinear resize, which torchvision uses on PIL images.
+// Bilinear resize of an image [C, H, W], either to a fixed size or, as torchvision's
+// Resize(int), with the shorter side to a given length and the aspect ratio kept. With
+// antialias (the default) downscaling filters like PIL's bilinear resize, which
+// torchvision uses on PIL images.
 #include <ATen/ATen.h>
 
 #include "ood/augmentation.hpp"
@@ -9,17 +11,22 @@
 
 namespace {
 
+struct Target {
+  std::int64_t height = 0, width = 0;  // fixed size, or
+  std::int64_t shorter_side = 0;       // > 0: the shorter side to this, the longer in proportion
+};
+
 class Resize final : public ood::Augmentation {
  public:
-  Resize(std::int64_t height, std::int64_t width, bool antialias)
-      : height_(height), width_(width), antialias_(antialias) {}
+  Resize(Target target, bool antialias) : target_(target), antialias_(antialias) {}
 
   ood::Sample apply(ood::Sample s, at::Generator&) const override {
     if (s.input.dim() != 3 || !at::isFloatingType(s.input.scalar_type()))
       throw ood::ShapeError("resize: expected a floating image [C, H, W], got " + ood::describe_tensor(s.input));
-    if (s.input.size(1) == height_ && s.input.size(2) == width_) return s;
+    const auto [height, width] = output_size(s.input.size(1), s.input.size(2));
+    if (s.input.size(1) == height && s.input.size(2) == width) return s;
     const at::Tensor batch = s.input.unsqueeze(0);
-    const std::vector<std::int64_t> size = {height_, width_};
+    const std::vector<std::int64_t> size = {height, width};
     s.input = (antialias_ ? at::_upsample_bilinear2d_aa(batch, size, false)
                           : at::upsample_bilinear2d(batch, size, false))
                   .squeeze(0);
@@ -27,7 +34,20 @@ class Resize final : public ood::Augmentation {
   }
 
  private:
-  std::int64_t height_, width_;
+  std::pair<std::int64_t, std::int64_t> output_size(std::int64_t h, std::int64_t w) const {
+    if (target_.shorter_side == 0) return {target_.height, target_.width};
+    // torchvision 0.14 _compute_resized_output_size: the longer side is truncated,
+    // int(size * long / short), computed in double as Python does.
+    const std::int64_t s = target_.shorter_side;
+    const auto longer = [s](std::int64_t lo, std::int64_t sh) {
+      return std::max<std::int64_t>(1, static_cast<std::int64_t>(static_cast<double>(s) * static_cast<double>(lo) /
+                                                                 static_cast<double>(sh)));
+    };
+    if (w <= h) return {longer(h, w), s};
+    return {s, longer(w, h)};
+  }
+
+  Target target_;
   bool antialias_;
 };
 
@@ -35,15 +55,33 @@ void register_components(ood::Registrar& registrar) {
   ood::ComponentInfo info;
   info.kind = ood::Kind::Augmentation;
   info.name = "resize";
-  info.summary = "bilinear resize to [H, W]";
-  info.doc = "size: [H, W], or [S] for a square. align_corners=false, as torchvision.";
+  info.summary = "bilinear resize to [H, W], or of the shorter side to S";
+  info.doc =
+      "size: [H, W], or [S] for a square (pytorch-ood's Resize((S, S))); or shorter_side: S, as\n"
+      "torchvision's Resize(S): the shorter side becomes S, the longer int(S * long / short).\n"
+      "Give exactly one of the two. align_corners=false, as torchvision.";
   info.params = {
-      ood::ParamSpec::list("size", ood::ParamType::Int, "target size [H, W] or [S]").items(1, 2).min(1),
+      ood::ParamSpec::list("size", ood::ParamType::Int, "target size [H, W] or [S]").items(1, 2).min(1).optional(),
+      ood::ParamSpec::integer("shorter_side", "the shorter side's new length, aspect ratio kept")
+          .optional()
+          .min(1),
       ood::ParamSpec::boolean("antialias", "filter when downscaling (like PIL)").default_value(true),
   };
-  registrar.add_augmentation(info, [](const ood::Params& p, ood::Context&) {
-    const auto size = p.get_int_list("size");
-    return std::make_shared<Resize>(size[0], size.size() > 1 ? size[1] : size[0], p.get_bool("antialias"));
+  info.check = [](const ood::Params& p) {
+    if (p.has("size") == p.has("shorter_side"))
+      throw ood::InvalidArgument(p.pointer("size") + ": give exactly one of 'size' and 'shorter_side'");
+  };
+  registrar.add_augmentation(info, [check = info.check](const ood::Params& p, ood::Context&) {
+    check(p);
+    Target t;
+    if (p.has("size")) {
+      const auto size = p.get_int_list("size");
+      t.height = size[0];
+      t.width = size.size() > 1 ? size[1] : size[0];
+    } else {
+      t.shorter_side = p.get_int("shorter_side");
+    }
+    return std::make_shared<Resize>(t, p.get_bool("antialias"));
   });
 }
 

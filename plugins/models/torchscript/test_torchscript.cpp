@@ -201,7 +201,20 @@ TEST(TorchScript, EveryMissingViewIsAnErrorNamingTheMethod) {
     msg = error_of([&] { core::attach_detector(detector, spec, "/detectors/needy", *model, "torchscript"); });
     EXPECT_CONTAINS(msg, "/detectors/needy: detector 'needy' needs");
     EXPECT_CONTAINS(msg, head ? "linear last layer" : "feature map");
+    // and names what the module would have to export
+    EXPECT_CONTAINS(msg, head ? "a torch.nn.Linear submodule 'fc'" : "a method 'features_before_pool'");
   }
+  struct FeatureNeedy : LogitDetector {
+    FeatureNeedy() : LogitDetector("needy", [](const at::Tensor& l) { return l.sum(1); }) {}
+    DetectorNeeds needs() const override {
+      DetectorNeeds n;
+      n.features = true;
+      return n;
+    }
+  } feature_needy;
+  msg = error_of([&] { core::attach_detector(feature_needy, spec, "/detectors/needy", *model, "torchscript"); });
+  EXPECT_CONTAINS(msg, "needs the penultimate features of the model, which model 'torchscript' does not provide");
+  EXPECT_CONTAINS(msg, "it needs a method 'features' (or 'features_before_pool' with");
 }
 
 TEST(TorchScript, MeanPoolingIsCheckedAgainstForwardFromBeforePool) {

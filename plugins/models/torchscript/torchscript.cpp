@@ -27,6 +27,12 @@
 
 namespace {
 
+// What a module must export for a view (the error of a call and of a pipeline check).
+constexpr const char* kFeaturesNeed =
+    "a method 'features' (or 'features_before_pool' with 'pool' or 'forward_from_before_pool')";
+constexpr const char* kPoolNeed =
+    "a method 'pool' (or 'forward_from_before_pool', which confirms global average pooling)";
+
 // What a LibTorch error says, without its backtrace: an error inside the TorchScript
 // interpreter ends with the Python-style line ("RuntimeError: Given groups=1, ..."),
 // other errors start with their message.
@@ -85,8 +91,7 @@ class TorchScriptModel final : public ood::Model {
   at::Tensor features(const at::Tensor& inputs) override {
     if (methods_.count("features")) return call("features", inputs, "inputs");
     if (map_poolable()) return pool(features_before_pool(inputs));
-    throw missing("features",
-                  "a method 'features' (or 'features_before_pool' with 'pool' or 'forward_from_before_pool')");
+    throw missing("features", kFeaturesNeed);
   }
 
   at::Tensor head(const at::Tensor& features) override {
@@ -119,6 +124,24 @@ class TorchScriptModel final : public ood::Model {
 
   bool has_feature_map() const override { return map_poolable() && (methods_.count("head") || linear_); }
 
+  std::string missing_view(View view) const override {
+    const std::string head_needs =
+        "a method 'head' or a torch.nn.Linear submodule '" + linear_name_ + "' (param linear_head)";
+    switch (view) {
+      case View::Features:
+        return missing("features", kFeaturesNeed).what();
+      case View::LinearHead:
+        return missing("linear last layer", "a torch.nn.Linear submodule '" + linear_name_ + "' (param linear_head)")
+            .what();
+      case View::FeatureMap:
+        if (!methods_.count("features_before_pool"))
+          return missing("feature map before pooling", "a method 'features_before_pool'").what();
+        if (!map_poolable()) return missing("pooling of the feature map", kPoolNeed).what();
+        return missing("path from the feature map to the logits", head_needs).what();
+    }
+    return {};
+  }
+
   at::Tensor features_before_pool(const at::Tensor& inputs) override {
     if (!methods_.count("features_before_pool"))
       throw missing("feature map before pooling", "a method 'features_before_pool'");
@@ -128,8 +151,7 @@ class TorchScriptModel final : public ood::Model {
   at::Tensor pool(const at::Tensor& feature_map) override {
     if (methods_.count("pool")) return call("pool", feature_map, "feature map");
     if (!methods_.count("forward_from_before_pool"))
-      throw missing("pooling of the feature map",
-                    "a method 'pool' (or 'forward_from_before_pool', which confirms global average pooling)");
+      throw missing("pooling of the feature map", kPoolNeed);
     if (feature_map.dim() != 4)
       throw ood::ShapeError("torchscript: " + file_.string() +
                             " has no method 'pool', and the feature map is not [N, C, H, W] for global average "

@@ -90,6 +90,13 @@ class OOD_SDK_API Model {
   virtual void load_state_dict(const TensorDict& state) = 0;
 
   virtual ModelInfo info() const = 0;
+
+  /// The views a detector may need beyond the logits.
+  enum class View { Features, LinearHead, FeatureMap };
+  /// Why `view` is unavailable, when has_features(), linear_head() or has_feature_map()
+  /// says so: what the model would need (TorchScript: the missing method), for the
+  /// error when a pipeline is built. "" (the default): the architecture lacks it.
+  virtual std::string missing_view(View view) const;
 };
 
 }  // namespace ood
