@@ -27,6 +27,8 @@ struct GlobalOptions {
   int threads = 0;  // 0 = all cores
   std::string log_level = "info";
   std::vector<std::string> plugin_paths;
+  /// NAME=FILE: use FILE's component NAME where several plugin files provide it.
+  std::vector<std::string> overrides;
   bool quiet = false;
 };
 
@@ -53,6 +55,8 @@ int cmd_validate(const std::vector<std::string>& args, GlobalOptions& global);
 int cmd_run(const std::vector<std::string>& args, GlobalOptions& global);
 int cmd_demo(const std::vector<std::string>& args, GlobalOptions& global);
 int cmd_weights(const std::vector<std::string>& args, GlobalOptions& global);
+/// Hidden: the plugin scanner child (`ood __scan-plugins --fd N FILE...`).
+int cmd_scan_plugins(const std::vector<std::string>& args);
 
 /// Parses a subcommand's arguments with its own options plus the global ones.
 po::variables_map parse_command(const std::string& command, const std::vector<std::string>& args,

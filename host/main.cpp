@@ -45,6 +45,7 @@ int dispatch(const std::string& command, const std::vector<std::string>& args,
   if (command == "run") return cmd_run(args, global);
   if (command == "demo") return cmd_demo(args, global);
   if (command == "weights") return cmd_weights(args, global);
+  if (command == "__scan-plugins") return cmd_scan_plugins(args);  // internal, not listed
   throw UsageError("unknown command '" + command + "'\n" + kUsage);
 }
 

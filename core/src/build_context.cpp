@@ -1,5 +1,6 @@
 #include "ood/core/build_context.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "ood/augmentation.hpp"
@@ -30,27 +31,39 @@ BuildContext::BuildContext(const Registry& registry, std::uint64_t seed)
 template <typename T, typename Factory>
 std::shared_ptr<T> BuildContext::make(Kind kind, const ComponentSpec& spec) {
   const std::string kind_name(to_string(kind));
-  const RegisteredComponent* comp = registry_.find(kind, spec.plugin);
+  const RegisteredComponent* comp = registry_.use(kind, spec.plugin);
   if (!comp)
     throw InvalidArgument(spec.pointer + ": unknown " + kind_name + " '" + spec.plugin + "'");
   // Errors name where the component was written and which plugin file built it.
   const std::string who = spec.pointer + ": " + kind_name + " '" + spec.plugin + "'" +
                           (comp->plugin_file.empty() ? "" : " (" + comp->plugin_file.filename().string() + ")");
+  const std::string plugin_file =
+      comp->plugin_file.empty() ? std::string("built in") : comp->plugin_file.string();
   // A nested component's error already says where it happened: keep it as it is.
   auto located = [&](const char* what) {
     return what[0] == '/' ? std::string(what) : who + ": " + what;
   };
+  const auto& factory = std::get<Factory>(comp->factory);
+  if (!factory) throw Error(who + ": its plugin " + plugin_file + " was not loaded");
+  // Validation guaranteed every declared value: a getter that still fails is the
+  // plugin's bug, and the Params say so (with the file).
+  const Params params = spec.params.with_schema(
+      comp->info.params, kind_name + " '" + spec.plugin + "' of plugin " + plugin_file);
   std::shared_ptr<T> object;
   try {
-    object = std::get<Factory>(comp->factory)(spec.params, *this);
+    object = factory(params, *this);
   } catch (const Error& e) {
     rethrow_as(e, located(e.what()));
   } catch (const std::exception& e) {
-    throw Error(who + " failed: " + e.what());
+    // Problems a user can fix arrive as ood::Error; anything else escaping a factory is
+    // a defect of the plugin.
+    throw Error(who + ": its factory failed: " + e.what() + " (a bug in plugin " + plugin_file +
+                ", not in the pipeline: factories report problems as ood::Error)");
   } catch (...) {
-    throw Error(who + " failed with an unknown exception");
+    throw Error(who + ": its factory threw an unknown exception (a bug in plugin " + plugin_file + ")");
   }
-  if (!object) throw Error(who + ": its factory returned nothing");
+  if (!object) throw Error(who + ": its factory returned nothing (a bug in plugin " + plugin_file + ")");
+  if (std::find(used_.begin(), used_.end(), comp) == used_.end()) used_.push_back(comp);
   return object;
 }
 

@@ -30,6 +30,21 @@ Evaluator::Evaluator(std::shared_ptr<Model> model, std::vector<NamedDetector> de
   for (const auto& d : detectors_)
     for (const auto& layer : d.detector->needs().layers)
       if (std::find(layers_.begin(), layers_.end(), layer) == layers_.end()) layers_.push_back(layer);
+  failures_.assign(detectors_.size(), "");
+}
+
+bool EvaluationResult::any_failed() const {
+  for (const auto& f : failures)
+    if (!f.empty()) return true;
+  return false;
+}
+
+void Evaluator::fail(std::size_t d, const std::string& what) {
+  if (!failures_[d].empty()) return;
+  const NamedDetector& nd = detectors_[d];
+  failures_[d] = "/detectors/" + nd.name + ": " + what +
+                 (nd.plugin_file.empty() ? std::string() : " [plugin " + nd.plugin_file + "]");
+  spdlog::error("{}", failures_[d]);
 }
 
 void Evaluator::prefetch(Views& views) const {
@@ -47,9 +62,9 @@ LoaderOptions Evaluator::loader_options(const EvalSet& set) const {
 }
 
 void Evaluator::fit(const EvalSet& fit_set) {
-  std::vector<NamedDetector*> fitting;
-  for (auto& d : detectors_)
-    if (d.fits) fitting.push_back(&d);
+  std::vector<std::size_t> fitting;
+  for (std::size_t d = 0; d < detectors_.size(); ++d)
+    if (detectors_[d].fits && failures_[d].empty()) fitting.push_back(d);
   if (fitting.empty()) return;
 
   model_->set_mode(ModelMode::Eval);
@@ -60,30 +75,32 @@ void Evaluator::fit(const EvalSet& fit_set) {
     Views views(*model_, batch->inputs.to(options_.device));
     prefetch(views);
     const at::Tensor fit_labels = batch->targets.to(options_.device, at::kLong);
-    for (NamedDetector* d : fitting) {
+    for (std::size_t d : fitting) {
+      if (!failures_[d].empty()) continue;
       try {
-        d->detector->fit_batch(views, fit_labels);
+        detectors_[d].detector->fit_batch(views, fit_labels);
       } catch (const std::exception& e) {
-        throw Error("/detectors/" + d->name + ": fitting failed: " + e.what());
+        fail(d, std::string("fitting failed: ") + e.what());
       }
     }
     progress.advance();
   }
   progress.finish();
-  for (NamedDetector* d : fitting) {
+  for (std::size_t d : fitting) {
+    if (!failures_[d].empty()) continue;
     try {
-      d->detector->finish_fit();
+      detectors_[d].detector->finish_fit();
     } catch (const std::exception& e) {
-      throw Error("/detectors/" + d->name + ": fitting failed: " + e.what());
+      fail(d, std::string("fitting failed: ") + e.what());
     }
   }
 }
 
 SetScores Evaluator::score(const EvalSet& set, bool ood) {
   model_->set_mode(ModelMode::Eval);
-  for (const auto& d : detectors_)
-    if (!d.detector->is_fitted())
-      throw StateError("/detectors/" + d.name + ": the detector is not fitted (give it \"fit\" or \"load_state\")");
+  for (std::size_t d = 0; d < detectors_.size(); ++d)
+    if (failures_[d].empty() && !detectors_[d].detector->is_fitted())
+      fail(d, "the detector is not fitted (give it \"fit\" or \"load_state\")");
   DataLoader loader(set.dataset, transforms_, loader_options(set));
   if (loader.num_samples() == 0) throw Error(set.pointer + ": the dataset is empty");
 
@@ -98,16 +115,21 @@ SetScores Evaluator::score(const EvalSet& set, bool ood) {
     Views views(*model_, batch->inputs.to(options_.device));
     prefetch(views);
     for (std::size_t d = 0; d < detectors_.size(); ++d) {
+      if (!failures_[d].empty()) continue;
       at::Tensor s;
       try {
         s = detectors_[d].detector->score(views);
       } catch (const std::exception& e) {
-        throw Error("/detectors/" + detectors_[d].name + ": scoring " + set.name + " failed: " + e.what());
+        fail(d, "scoring " + set.name + " failed: " + e.what());
+        continue;
       }
-      if (!s.defined() || s.dim() != 1 || s.size(0) != n || !at::isFloatingType(s.scalar_type()))
-        throw ShapeError("/detectors/" + detectors_[d].name + ": returned scores " + describe_tensor(s) +
-                         " for a batch of " + std::to_string(n) + " samples of " + set.name +
-                         " (expected a floating tensor [" + std::to_string(n) + "])");
+      // The contract is a floating tensor [N]: anything else is the plugin's bug.
+      if (!s.defined() || s.dim() != 1 || s.size(0) != n || !at::isFloatingType(s.scalar_type())) {
+        fail(d, "returned scores " + describe_tensor(s) + " for a batch of " + std::to_string(n) + " samples of " +
+                    set.name + " (expected a floating tensor [" + std::to_string(n) +
+                    "]): a bug in the detector's plugin, not in the pipeline");
+        continue;
+      }
       parts[d].push_back(s.detach().to(at::kCPU));
     }
     labels.push_back(batch->targets.to(at::kLong));
@@ -121,7 +143,9 @@ SetScores Evaluator::score(const EvalSet& set, bool ood) {
   out.ood = ood;
   out.labels = at::cat(labels);
   out.indices = at::cat(indices);
-  for (auto& p : parts) out.scores.push_back(at::cat(p));
+  // A detector that failed (now or before) has no scores for this set.
+  for (std::size_t d = 0; d < parts.size(); ++d)
+    out.scores.push_back(failures_[d].empty() && !parts[d].empty() ? at::cat(parts[d]) : at::Tensor());
 
   // The set's role decides IN/OOD for the metrics; labels that say otherwise are
   // most likely a forgotten class-filter or target transform.
@@ -151,14 +175,19 @@ EvaluationResult Evaluator::evaluate(const EvalSet& in, const std::vector<EvalSe
   for (const auto& o : result.out) {
     std::vector<OODMetricValues> row;
     for (std::size_t d = 0; d < detectors_.size(); ++d) {
-      try {
-        row.push_back(metrics_for(result.in, o, d));
-      } catch (const std::exception& e) {
-        throw Error("/detectors/" + detectors_[d].name + ": metrics on '" + o.name + "': " + e.what());
+      OODMetricValues m{0, 0, 0, 0};
+      if (failures_[d].empty()) {
+        try {
+          m = metrics_for(result.in, o, d);
+        } catch (const std::exception& e) {
+          fail(d, "metrics on '" + o.name + "': " + e.what());
+        }
       }
+      row.push_back(m);
     }
     result.metrics.push_back(std::move(row));
   }
+  result.failures = failures_;
   return result;
 }
 

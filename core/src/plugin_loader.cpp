@@ -73,7 +73,24 @@ void append_split(std::vector<fs::path>& out, const char* text) {
 
 std::vector<fs::path> plugin_search_paths(const PluginSearchOptions& options) {
   std::vector<fs::path> candidates = options.extra_paths;
-  if (options.use_environment) append_split(candidates, std::getenv("OOD_PLUGIN_PATH"));
+  // A path the user typed must exist: a typo would otherwise run without the plugin
+  // (or with a built-in of the same name) and say nothing.
+  for (const fs::path& p : options.extra_paths) {
+    std::error_code ec;
+    if (!fs::exists(p, ec))
+      throw InvalidArgument("--plugin-path " + p.string() + ": no such file or directory");
+  }
+  if (options.use_environment) {
+    // $OOD_PLUGIN_PATH is often set once for many commands and machines: a missing
+    // entry is a warning, not an error.
+    std::vector<fs::path> from_env;
+    append_split(from_env, std::getenv("OOD_PLUGIN_PATH"));
+    for (const fs::path& p : from_env) {
+      std::error_code ec;
+      if (!fs::exists(p, ec)) spdlog::warn("OOD_PLUGIN_PATH: '{}' does not exist, skipped", p.string());
+      candidates.push_back(p);
+    }
+  }
   if (options.use_default_dirs) {
     for (const fs::path& dir : default_plugin_dirs()) candidates.push_back(dir);
   }
@@ -204,7 +221,7 @@ void load_plugin_file(const fs::path& file, Registry& registry, PluginLoadReport
            ", this host is " + std::to_string(OOD_PLUGIN_ABI_VERSION));
     return;
   }
-  constexpr std::size_t kRequiredSize = offsetof(PluginInfo, register_components) + sizeof(void*);
+  constexpr std::size_t kRequiredSize = offsetof(PluginInfo, torch_build) + sizeof(const char*);
   if (info->struct_size < kRequiredSize) {
     refuse(where + ": refused: plugin info has " + std::to_string(info->struct_size) +
            " bytes, this host reads " + std::to_string(kRequiredSize));
@@ -214,6 +231,12 @@ void load_plugin_file(const fs::path& file, Registry& registry, PluginLoadReport
   if (text(info->torch_version) != TORCH_VERSION) {
     refuse("Wrong LibTorch version in " + where + ": built with " + text(info->torch_version) +
            ", this host uses " + TORCH_VERSION);
+    return;
+  }
+  // Same version string, yet another build (CUDA vs CPU): different libraries.
+  if (text(info->torch_build) != OOD_TORCH_BUILD_STRING) {
+    refuse("Wrong LibTorch build in " + where + ": built with '" + text(info->torch_build) +
+           "', this host uses '" + OOD_TORCH_BUILD_STRING + "'");
     return;
   }
   if (text(info->cxx_abi) != OOD_CXX_ABI_STRING) {
@@ -233,7 +256,14 @@ void load_plugin_file(const fs::path& file, Registry& registry, PluginLoadReport
   }
 
   // 4. Only now run its code: the registration, all or nothing.
-  registry.begin_plugin(name, file);
+  auto record = std::make_shared<PluginRecord>();
+  record->name = name;
+  record->version = text(info->version);
+  record->summary = text(info->summary);
+  record->license = text(info->license);
+  record->torch_build = text(info->torch_build);
+  record->file = file;
+  registry.begin_plugin(record);
   const std::size_t before = registry.list().size();
   try {
     info->register_components(registry);
@@ -248,7 +278,7 @@ void load_plugin_file(const fs::path& file, Registry& registry, PluginLoadReport
   }
   registry.commit_plugin();
   const std::size_t added = registry.list().size() - before;
-  report.loaded.push_back({file, name, text(info->version), text(info->summary), added});
+  report.loaded.push_back({file, name, text(info->version), text(info->summary), added, record->license});
   spdlog::debug("loaded plugin '{}' ({} components) from {}", name, added, file.string());
   loaded_libraries().push_back(std::move(lib));
 }

@@ -278,6 +278,11 @@ json metrics_json(const EvaluationResult& result, const json& meta) {
   for (std::size_t o = 0; o < result.out.size(); ++o) {
     json set = json::object();
     for (std::size_t d = 0; d < result.detectors.size(); ++d) {
+      // A failed detector is marked with its reason; the others keep their numbers.
+      if (d < result.failures.size() && !result.failures[d].empty()) {
+        set[result.detectors[d]] = json{{"failed", true}, {"error", result.failures[d]}};
+        continue;
+      }
       const OODMetricValues& m = result.metrics[o][d];
       set[result.detectors[d]] = json{{"AUROC", m.auroc},
                                       {"AUPR-IN", m.aupr_in},
@@ -303,6 +308,10 @@ std::string metrics_markdown(const EvaluationResult& result) {
   out << "| Detector | OOD set | AUROC | AUPR-IN | AUPR-OUT | FPR95TPR |\n";
   out << "|---|---|---:|---:|---:|---:|\n";
   for (std::size_t d = 0; d < result.detectors.size(); ++d) {
+    if (d < result.failures.size() && !result.failures[d].empty()) {
+      out << "| " << result.detectors[d] << " | *failed* | - | - | - | - |\n";
+      continue;
+    }
     OODMetricValues sum{0, 0, 0, 0};
     for (std::size_t o = 0; o < result.out.size(); ++o) {
       const OODMetricValues& m = result.metrics[o][d];
@@ -336,14 +345,19 @@ std::string scores_csv(const EvaluationResult& result) {
     std::vector<at::Tensor> scores;
     std::vector<int> digits;
     for (const auto& s : set.scores) {
-      digits.push_back(s.scalar_type() == at::kDouble ? 17 : 9);
-      scores.push_back(s.to(at::kDouble).contiguous());
+      // A failed detector's column stays, empty.
+      digits.push_back(s.defined() && s.scalar_type() == at::kDouble ? 17 : 9);
+      scores.push_back(s.defined() ? s.to(at::kDouble).contiguous() : at::Tensor());
     }
     char buf[40];
     for (std::int64_t i = 0; i < n; ++i) {
       out << set.name << "," << indices.data_ptr<std::int64_t>()[i] << ","
           << labels.data_ptr<std::int64_t>()[i];
       for (std::size_t d = 0; d < scores.size(); ++d) {
+        if (!scores[d].defined()) {
+          out << ",";
+          continue;
+        }
         std::snprintf(buf, sizeof buf, "%.*g", digits[d], scores[d].data_ptr<double>()[i]);
         out << "," << buf;
       }

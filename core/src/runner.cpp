@@ -60,6 +60,43 @@ std::string now_iso8601() {
 
 }  // namespace
 
+json component_provenance(const std::vector<const RegisteredComponent*>& used) {
+  json out = json::array();
+  for (const RegisteredComponent* c : used) {
+    json entry = {{"kind", std::string(to_string(c->info.kind))}, {"name", c->info.name}, {"plugin", c->plugin}};
+    if (c->record) {
+      std::string sha;
+      try {
+        sha = c->record->sha256();  // computed once per file
+      } catch (const std::exception& e) {
+        spdlog::warn("provenance of {}: {}", c->plugin_file.string(), e.what());
+      }
+      entry["file"] = c->plugin_file.string();
+      entry["version"] = c->record->version;
+      entry["license"] = c->record->license;
+      entry["sha256"] = sha;
+    } else {
+      entry["file"] = "built in";
+    }
+    out.push_back(entry);
+  }
+  return out;
+}
+
+json override_record(const Registry& registry) {
+  json out = json::array();
+  for (const auto& o : registry.overrides()) {
+    json shadowed = json::array();
+    for (const auto& f : o.files)
+      if (f != *o.chosen) shadowed.push_back(f.string());
+    out.push_back({{"kind", std::string(to_string(o.kind))},
+                   {"name", o.name},
+                   {"file", o.chosen->string()},
+                   {"instead_of", shadowed}});
+  }
+  return out;
+}
+
 RunSummary run_pipeline(const Pipeline& pipeline, const Registry& registry, const RunOptions& options) {
   const auto start = std::chrono::steady_clock::now();
   const at::Device device = parse_device(pipeline.device);
@@ -111,7 +148,8 @@ RunSummary run_pipeline(const Pipeline& pipeline, const Registry& registry, cons
 
   std::vector<NamedDetector> detectors;
   for (const DetectorPlan& plan : pipeline.detectors) {
-    NamedDetector nd{plan.name, ctx.make_detector(plan.spec), false};
+    NamedDetector nd{plan.name, ctx.make_detector(plan.spec), false, ""};
+    if (const auto* comp = registry.find(Kind::Detector, plan.spec.plugin)) nd.plugin_file = comp->plugin_file.string();
     const DetectorNeeds needs = nd.detector->needs();
     const std::string ptr = "/detectors/" + plan.name;
     attach_detector(*nd.detector, plan.spec, ptr, *model, pipeline.model->plugin);
@@ -148,11 +186,16 @@ RunSummary run_pipeline(const Pipeline& pipeline, const Registry& registry, cons
 
   json meta = {{"ood_version", OOD_VERSION},
                {"libtorch_version", TORCH_VERSION},
+               {"libtorch_build", OOD_TORCH_BUILD_STRING},
                {"pipeline", pipeline.source},  // may not be UTF-8: dumped with U+FFFD
                {"seed", pipeline.seed},
                {"device", pipeline.device},
                {"threads", options.threads},
                {"started", now_iso8601()}};
+  // Which files produced these numbers: every component built, with its plugin file,
+  // version, licence and SHA-256, and any conflict resolved with --override.
+  meta["components"] = component_provenance(ctx.used());
+  if (const json overrides = override_record(registry); !overrides.empty()) meta["plugin_overrides"] = overrides;
 
   // 2. Train.
   if (pipeline.train) {
@@ -196,7 +239,7 @@ RunSummary run_pipeline(const Pipeline& pipeline, const Registry& registry, cons
         std::chrono::duration<double>(std::chrono::steady_clock::now() - fit_start).count();
     for (std::size_t i = 0; i < detectors.size(); ++i) {
       const DetectorPlan& plan = pipeline.detectors[i];
-      if (plan.save_state.empty()) continue;
+      if (plan.save_state.empty() || !evaluator.failures()[i].empty()) continue;
       create_parent_directory(plan.save_state, "/detectors/" + plan.name + "/save_state");
       io::save_tensor_dict(plan.save_state, detector_state_with_meta(*detectors[i].detector, plan.spec));
       spdlog::info("/detectors/{}: state written to {}", plan.name, plan.save_state.string());
@@ -211,6 +254,15 @@ RunSummary run_pipeline(const Pipeline& pipeline, const Registry& registry, cons
     meta["seconds_fit"] = result.seconds_fit;
     meta["seconds_score"] = result.seconds_score;
     meta["pipeline_normalized"] = pipeline.normalized;
+    if (result.any_failed()) {
+      json failed = json::object();
+      for (std::size_t i = 0; i < result.failures.size(); ++i)
+        if (!result.failures[i].empty()) {
+          failed[result.detectors[i]] = result.failures[i];
+          summary.failures.push_back(result.failures[i]);
+        }
+      meta["failed_detectors"] = failed;
+    }
 
     summary.metrics_markdown = metrics_markdown(result);
     summary.metrics_json = options.out_dir / "metrics.json";

@@ -270,8 +270,18 @@ std::optional<json> SchemaValidator::component(const json& v, Kind kind, const s
     return std::nullopt;
   }
   const std::string name = plugin_it->get<std::string>();
-  const RegisteredComponent* comp = registry_.find(kind, name);
+  // use(): the plugin's library is loaded now (only the plugins a pipeline names are).
+  const RegisteredComponent* comp = registry_.use(kind, name);
   if (!comp) {
+    if (const auto all = registry_.providers(kind, name); all.size() > 1) {
+      // Two files claim the name: neither may win silently.
+      ComponentConflict conflict{kind, name, {}, std::nullopt};
+      for (const auto* c : all) conflict.files.push_back(c->plugin_file);
+      diagnostics.push_back({pointer_append(pointer, "plugin"),
+                             conflict.message() + "; remove one from the plugin path, or choose one with "
+                                                  "--override " + name + "=FILE"});
+      return std::nullopt;
+    }
     std::string msg = "unknown " + kind_name + " '" + name + "'";
     if (auto n = nearest_name(name, registry_.names(kind))) {
       msg += " (did you mean '" + *n + "'?)";

@@ -45,6 +45,7 @@ json component_json(const core::RegisteredComponent& c) {
   return {{"kind", std::string(to_string(c.info.kind))},
           {"name", c.info.name},
           {"plugin", c.plugin},
+          {"plugin_version", c.record ? c.record->version : std::string()},
           {"summary", c.info.summary},
           {"paper", c.info.paper},
           {"year", c.info.year},
@@ -84,16 +85,31 @@ int cmd_plugins(const std::vector<std::string>& args, GlobalOptions& global) {
     std::cout << out.dump(2) << "\n";
     return kExitOk;
   }
-  std::size_t width = 4;
-  for (const auto* c : components) width = std::max(width, c->info.name.size());
+  std::size_t width = 4, vwidth = 7;
+  for (const auto* c : components) {
+    width = std::max(width, c->info.name.size());
+    if (c->record) vwidth = std::max(vwidth, c->record->version.size());
+  }
   std::cout << std::left << std::setw(14) << "KIND" << std::setw(static_cast<int>(width) + 2) << "NAME"
-            << "SUMMARY\n";
-  for (const auto* c : components)
+            << std::setw(static_cast<int>(vwidth) + 2) << "VERSION" << "SUMMARY\n";
+  std::size_t conflicting = 0;
+  for (const auto* c : components) {
+    // A name several files provide is listed once per file, marked, with the file.
+    const bool conflict = session.registry.providers(c->info.kind, c->info.name).size() > 1;
+    const bool chosen = conflict && session.registry.find(c->info.kind, c->info.name) == c;
+    conflicting += conflict;
     std::cout << std::left << std::setw(14) << to_string(c->info.kind)
-              << std::setw(static_cast<int>(width) + 2) << c->info.name << c->info.summary << "\n";
+              << std::setw(static_cast<int>(width) + 2) << c->info.name
+              << std::setw(static_cast<int>(vwidth) + 2) << (c->record ? c->record->version : std::string("-"))
+              << c->info.summary;
+    if (conflict)
+      std::cout << (chosen ? "  [chosen by --override: " : "  [CONFLICT: ") << c->plugin_file.string() << "]";
+    std::cout << "\n";
+  }
   std::cout << components.size() << " components from " << session.report.loaded.size() << " plugins";
   if (!session.report.refused.empty())
     std::cout << " (" << session.report.refused.size() << " refused, see the warnings above)";
+  if (conflicting > 0) std::cout << "; " << conflicting << " entries conflict (see the warnings above)";
   std::cout << "\n";
   return kExitOk;
 }
@@ -144,6 +160,9 @@ int cmd_describe(const std::vector<std::string>& args, GlobalOptions& global) {
   std::cout << c.info.name << " (" << to_string(c.info.kind) << ")\n";
   std::cout << "  " << c.info.summary << "\n";
   std::cout << "  plugin: " << c.plugin << " (" << c.plugin_file.string() << ")\n";
+  if (c.record)
+    std::cout << "  version " << c.record->version << ", licence " << c.record->license << ", LibTorch "
+              << c.record->torch_build << "\n";
   if (!c.info.paper.empty())
     std::cout << "  paper:  " << c.info.paper << (c.info.year ? " (" + std::to_string(c.info.year) + ")" : "")
               << "\n";

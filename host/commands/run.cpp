@@ -48,6 +48,13 @@ int run_document(const json& document, const std::string& source, const std::str
   }
   if (!summary.checkpoint.empty()) std::cout << "checkpoint: " << summary.checkpoint.string() << "\n";
   (void)global;
+  // The healthy detectors' results are written; the failed ones make the run fail.
+  for (const auto& f : summary.failures) std::cerr << "error: " << f << "\n";
+  if (!summary.failures.empty()) {
+    std::cerr << "error: " << summary.failures.size() << " detector(s) failed; the results of the others are in "
+              << summary.metrics_json.string() << "\n";
+    return kExitFailure;
+  }
   return kExitOk;
 }
 

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
@@ -172,6 +173,10 @@ std::string ParamSpec::type_description() const {
 struct Params::Impl {
   json values = json::object();
   std::string pointer;
+  // Set by with_schema(): the declared names, and who declared them.
+  bool schema_known = false;
+  std::vector<std::string> declared;
+  std::string owner;
 };
 
 Params::Params() : impl_(std::make_shared<Impl>()) {}
@@ -207,6 +212,11 @@ std::string escape_pointer_token(std::string_view token) {
   throw InvalidArgument(pointer + ": expected " + expected + ", got " + value.dump());
 }
 
+// After validation against a known schema, a getter that fails is the plugin's bug.
+[[noreturn]] void plugin_bug(const std::string& pointer, const std::string& owner, const std::string& what) {
+  throw Error(pointer + ": " + what + " (a bug in " + owner + ", not in the pipeline)");
+}
+
 }  // namespace
 
 std::string Params::pointer(std::string_view name) const {
@@ -220,40 +230,71 @@ bool Params::has(std::string_view name) const {
   return it != impl_->values.end() && !it->is_null();
 }
 
+Params Params::with_schema(const std::vector<ParamSpec>& declared, std::string owner) const {
+  auto impl = std::make_shared<Impl>(*impl_);
+  impl->schema_known = true;
+  impl->declared.clear();
+  for (const auto& p : declared) impl->declared.push_back(p.name());
+  impl->owner = std::move(owner);
+  Params out;
+  out.impl_ = std::move(impl);
+  return out;
+}
+
 namespace {
-const json& lookup(const json& values, const std::string& pointer, std::string_view name) {
-  auto it = values.find(std::string(name));
-  if (it == values.end() || it->is_null())
+template <typename Impl>
+const json& lookup_in(const Impl& impl, const std::string& pointer, std::string_view name) {
+  auto it = impl.values.find(std::string(name));
+  if (it == impl.values.end() || it->is_null()) {
+    if (impl.schema_known) {
+      const bool declared =
+          std::find(impl.declared.begin(), impl.declared.end(), std::string(name)) != impl.declared.end();
+      plugin_bug(pointer, impl.owner,
+                 declared ? "the plugin reads optional parameter '" + std::string(name) +
+                                "', which was not given, without checking has() first"
+                          : "the plugin reads parameter '" + std::string(name) +
+                                "', which its schema does not declare");
+    }
     throw InvalidArgument(pointer + ": parameter '" + std::string(name) +
                           "' was not given and has no default");
+  }
   return *it;
 }
 }  // namespace
 
+template <typename Impl>
+[[noreturn]] void wrong_type_in(const Impl& impl, const std::string& pointer, const char* expected, const json& value) {
+  if (impl.schema_known)
+    plugin_bug(pointer, impl.owner,
+               std::string("the plugin reads it as ") + expected + " but it holds " + value.dump() +
+                   " (the getter does not match the declared type)");
+  wrong_type(pointer, expected, value);
+}
+
 std::int64_t Params::get_int(std::string_view name) const {
-  const json& v = lookup(impl_->values, pointer(name), name);
+  const json& v = lookup_in(*impl_, pointer(name), name);
   if (v.is_number_integer()) return v.get<std::int64_t>();
   if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>())
     return static_cast<std::int64_t>(v.get<double>());
-  wrong_type(pointer(name), "an integer", v);
+  wrong_type_in(*impl_, pointer(name), "an integer", v);
 }
 
 double Params::get_float(std::string_view name) const {
-  const json& v = lookup(impl_->values, pointer(name), name);
+  const json& v = lookup_in(*impl_, pointer(name), name);
   if (v.is_number()) return v.get<double>();
-  wrong_type(pointer(name), "a number", v);
+  wrong_type_in(*impl_, pointer(name), "a number", v);
 }
 
 bool Params::get_bool(std::string_view name) const {
-  const json& v = lookup(impl_->values, pointer(name), name);
+  const json& v = lookup_in(*impl_, pointer(name), name);
   if (v.is_boolean()) return v.get<bool>();
-  wrong_type(pointer(name), "true or false", v);
+  wrong_type_in(*impl_, pointer(name), "true or false", v);
 }
 
 std::string Params::get_string(std::string_view name) const {
-  const json& v = lookup(impl_->values, pointer(name), name);
+  const json& v = lookup_in(*impl_, pointer(name), name);
   if (v.is_string()) return v.get<std::string>();
-  wrong_type(pointer(name), "a string", v);
+  wrong_type_in(*impl_, pointer(name), "a string", v);
 }
 
 std::filesystem::path Params::get_path(std::string_view name) const {
@@ -279,18 +320,18 @@ std::vector<T> get_list(const json& v, const std::string& ptr, const char* expec
 }  // namespace
 
 std::vector<std::int64_t> Params::get_int_list(std::string_view name) const {
-  return get_list<std::int64_t>(lookup(impl_->values, pointer(name), name), pointer(name),
+  return get_list<std::int64_t>(lookup_in(*impl_, pointer(name), name), pointer(name),
                                 "a list of integers",
                                 [](const json& x) { return x.is_number_integer(); });
 }
 
 std::vector<double> Params::get_float_list(std::string_view name) const {
-  return get_list<double>(lookup(impl_->values, pointer(name), name), pointer(name),
+  return get_list<double>(lookup_in(*impl_, pointer(name), name), pointer(name),
                           "a list of numbers", [](const json& x) { return x.is_number(); });
 }
 
 std::vector<std::string> Params::get_string_list(std::string_view name) const {
-  return get_list<std::string>(lookup(impl_->values, pointer(name), name), pointer(name),
+  return get_list<std::string>(lookup_in(*impl_, pointer(name), name), pointer(name),
                                "a list of strings", [](const json& x) { return x.is_string(); });
 }
 
@@ -308,11 +349,11 @@ ComponentSpec component_from(const json& v, const std::string& ptr) {
 }  // namespace
 
 ComponentSpec Params::get_component(std::string_view name) const {
-  return component_from(lookup(impl_->values, pointer(name), name), pointer(name));
+  return component_from(lookup_in(*impl_, pointer(name), name), pointer(name));
 }
 
 std::vector<ComponentSpec> Params::get_component_list(std::string_view name) const {
-  const json& v = lookup(impl_->values, pointer(name), name);
+  const json& v = lookup_in(*impl_, pointer(name), name);
   if (!v.is_array()) wrong_type(pointer(name), "a list of components", v);
   std::vector<ComponentSpec> out;
   for (std::size_t i = 0; i < v.size(); ++i)

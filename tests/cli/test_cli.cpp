@@ -150,6 +150,8 @@ TEST(Cli, BrokenPluginsAreRefusedAndTheRestWorks) {
   EXPECT_TRUE(contains(r.output, "test-good"));
   EXPECT_TRUE(contains(r.output, "energy-based"));
   EXPECT_TRUE(contains(r.output, "7 refused")) << r.output;
+  // ood-duplicate.so provides energy-based too: a conflict, not a silent winner.
+  EXPECT_TRUE(contains(r.output, "detector 'energy-based' is provided by 2 plugin files")) << r.output;
   // The same through $OOD_PLUGIN_PATH.
   r = run_command("OOD_PLUGIN_PATH='" + broken + "' '" + ood_binary() + "' plugins --kind detector");
   EXPECT_TRUE(contains(r.output, "test-good")) << r.output;
@@ -163,8 +165,9 @@ TEST(Cli, ThrowingFactoryFailsTheRunWithExitOne) {
   auto r = ood("run p.json -q --threads 1 --plugin-path '" + std::string(std::getenv("OOD_BROKEN_PLUGIN_DIR")) + "'",
                dir);
   EXPECT_EQ(r.exit_code, 1) << r.output;
-  EXPECT_TRUE(contains(r.output, "/detectors/t: detector 'throwing-factory' (ood-throwing-factory.so) failed: "
-                                 "this factory always fails"))
+  EXPECT_TRUE(contains(r.output, "/detectors/t: detector 'throwing-factory' (ood-throwing-factory.so): its factory "
+                                 "failed: this factory always fails (a bug in plugin " +
+                                     std::string(std::getenv("OOD_BROKEN_PLUGIN_DIR")) + "/ood-throwing-factory.so"))
       << r.output;
   EXPECT_FALSE(fs::exists(dir / "p-results" / "metrics.json"));
 }
@@ -214,11 +217,12 @@ TEST(Cli, FittedStateIsSavedAndLoaded) {
   EXPECT_TRUE(contains(r.output, "/detectors/m/load_state")) << r.output;
   EXPECT_TRUE(contains(r.output, "state/none.pt")) << r.output;
   // A detector that does not fit, given "fit": exit 2.
-  r = ood("run fit.json --out e -q --threads 1 --set detectors.m.plugin=energy-based --set detectors.m.save_state=x.pt " +
+  // (Not energy-based: the broken plugins' ood-duplicate.so makes that name a conflict.)
+  r = ood("run fit.json --out e -q --threads 1 --set detectors.m.plugin=test-good --set detectors.m.save_state=x.pt " +
               plugins,
           dir);
   EXPECT_EQ(r.exit_code, 2) << r.output;
-  EXPECT_TRUE(contains(r.output, "/detectors/m/fit: detector 'energy-based' does not fit")) << r.output;
+  EXPECT_TRUE(contains(r.output, "/detectors/m/fit: detector 'test-good' does not fit")) << r.output;
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 
 #include "ood/core/evaluator.hpp"
+#include "ood/core/results.hpp"
 #include "ood/error.hpp"
 #include "ood/logit_detector.hpp"
 #include "ood/views.hpp"
@@ -152,15 +153,28 @@ TEST(Evaluator, FitsOnceWithSharedForwardAndLabels) {
   EXPECT_GT(r.metrics[0][4].auroc, 0.9);  // far-away data is far from the fitted mean
 }
 
-TEST(Evaluator, WrongScoreShapeNamesTheDetector) {
+TEST(Evaluator, WrongScoreShapeFailsThatDetectorOnly) {
   auto model = std::make_shared<CountingModel>();
-  Evaluator ev(model, {{"bad", std::make_shared<WrongShape>(), false}}, {}, {});
-  try {
-    ev.score({"in", "/data/in", data(4, 0, 0)}, false);
-    FAIL();
-  } catch (const ShapeError& e) {
-    EXPECT_NE(std::string(e.what()).find("/detectors/bad: returned scores Float [4, 2]"), std::string::npos) << e.what();
+  std::vector<NamedDetector> dets = four_logit_detectors();
+  dets.insert(dets.begin(), NamedDetector{"bad", std::make_shared<WrongShape>(), false, "/plugins/ood-bad.so"});
+  Evaluator ev(model, dets, {}, {});
+  const auto r = ev.evaluate({"in", "/data/in", data(4, 0, 0)}, {{"o", "/data/out/o", data(4, 0, -1)}});
+  ASSERT_EQ(r.failures.size(), dets.size());
+  EXPECT_TRUE(r.any_failed());
+  EXPECT_NE(r.failures[0].find("/detectors/bad: returned scores Float [4, 2]"), std::string::npos) << r.failures[0];
+  EXPECT_NE(r.failures[0].find("a bug in the detector's plugin, not in the pipeline [plugin /plugins/ood-bad.so]"),
+            std::string::npos)
+      << r.failures[0];
+  EXPECT_FALSE(r.in.scores[0].defined());
+  // The healthy ones still have their scores and metrics.
+  for (std::size_t d = 1; d < dets.size(); ++d) {
+    EXPECT_EQ(r.failures[d], "");
+    EXPECT_EQ(r.in.scores[d].size(0), 4);
   }
+  const auto doc = metrics_json(r, nlohmann::ordered_json::object());
+  EXPECT_EQ(doc["o"]["bad"]["failed"], true);
+  EXPECT_TRUE(doc["o"][dets[1].name].contains("AUROC"));
+  EXPECT_NE(scores_csv(r).find("in,0,0,,"), std::string::npos) << scores_csv(r);
 }
 
 TEST(Evaluator, NanScoresFailTheMetricsWithTheDetectorsName) {
@@ -168,12 +182,8 @@ TEST(Evaluator, NanScoresFailTheMetricsWithTheDetectorsName) {
   std::vector<NamedDetector> d = {
       {"nan", std::make_shared<LogitDetector>("nan", [](const at::Tensor& z) { return z.sum(1) * NAN; }), false}};
   Evaluator ev(model, d, {}, {});
-  try {
-    ev.evaluate({"in", "/data/in", data(4, 0, 0)}, {{"o", "/data/out/o", data(4, 0, -1)}});
-    FAIL();
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("/detectors/nan: metrics on 'o'"), std::string::npos) << e.what();
-  }
+  const auto r = ev.evaluate({"in", "/data/in", data(4, 0, 0)}, {{"o", "/data/out/o", data(4, 0, -1)}});
+  EXPECT_NE(r.failures[0].find("/detectors/nan: metrics on 'o'"), std::string::npos) << r.failures[0];
 }
 
 TEST(Evaluator, EmptySetIsAnError) {

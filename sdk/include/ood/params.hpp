@@ -149,6 +149,14 @@ class OOD_SDK_API Params {
 /// A nested component as written in a pipeline: which plugin, with which
 /// (validated) parameters, and where it was written.
 struct ComponentSpec {
+  /// A copy that knows the component's declared schema and who declared it (e.g.
+  /// "detector 'x' of plugin /path/ood-x.so"). The host hands factories such a copy:
+  /// validation has then guaranteed every declared value, so a getter that still fails
+  /// (a name that was never declared, an optional one read without has(), a getter of
+  /// another type) is the plugin's bug and throws ood::Error (exit code 1) saying so,
+  /// instead of InvalidArgument (exit code 2, the user's mistake).
+  Params with_schema(const std::vector<ParamSpec>& declared, std::string owner) const;
+
   std::string plugin;
   Params params;
   std::string pointer;

@@ -8,7 +8,8 @@
 // in them) the loader checks, in this order and before calling anything else:
 //   1. abi_version == OOD_PLUGIN_ABI_VERSION (exact match, like LLVM pass plugins);
 //   2. struct_size >= the size of the fields this host reads (append-only growth);
-//   3. torch_version and cxx_abi equal the host's (LibTorch's C++ ABI is not stable);
+//   3. torch_version, torch_build and cxx_abi equal the host's (LibTorch's C++ ABI is
+//      not stable, and a CUDA and a CPU build of one version are different libraries);
 //   4. name equals the file's name without the "ood-" prefix and ".so" suffix.
 // Only then does it call register_components(), which declares the components. No
 // static registrars: they would run at dlopen, before the checks.
@@ -23,13 +24,19 @@
 #include <vector>
 
 #include <torch/version.h>
+// Whether the LibTorch headers belong to a CUDA (or ROCm) build: only such builds
+// install ATen/cuda/CUDAConfig.h with AT_CUDA_ENABLED() / AT_ROCM_ENABLED().
+#if __has_include(<ATen/cuda/CUDAConfig.h>)
+#include <ATen/cuda/CUDAConfig.h>
+#endif
 
 #include "ood/export.hpp"
 #include "ood/kind.hpp"
 #include "ood/params.hpp"
 
 // Bumped whenever an SDK interface, struct layout or the meaning of a field changes.
-#define OOD_PLUGIN_ABI_VERSION 2u
+// 3: PluginInfo::torch_build.
+#define OOD_PLUGIN_ABI_VERSION 3u
 
 #define OOD_DETAIL_STR2(x) #x
 #define OOD_DETAIL_STR(x) OOD_DETAIL_STR2(x)
@@ -38,6 +45,26 @@
 #define OOD_CXX_ABI_STRING                                       \
   "gxx_abi=" OOD_DETAIL_STR(__GXX_ABI_VERSION) " cxx11_abi=" OOD_DETAIL_STR( \
       _GLIBCXX_USE_CXX11_ABI)
+
+// Which LibTorch build the headers describe, beyond its version string: the device
+// backend it was compiled for. TORCH_VERSION alone says "1.13.0" for a CPU and a CUDA
+// build alike, yet their libraries differ (a CUDA plugin needs libtorch_cuda).
+#if defined(AT_ROCM_ENABLED)
+#if AT_ROCM_ENABLED()
+#define OOD_DETAIL_TORCH_BACKEND "rocm"
+#endif
+#endif
+#if !defined(OOD_DETAIL_TORCH_BACKEND) && defined(AT_CUDA_ENABLED)
+#if AT_CUDA_ENABLED()
+#define OOD_DETAIL_TORCH_BACKEND "cuda"
+#endif
+#endif
+#ifndef OOD_DETAIL_TORCH_BACKEND
+#define OOD_DETAIL_TORCH_BACKEND "cpu"
+#endif
+/// E.g. "1.13.0+cpu cxx11_abi=1": version, backend and libstdc++'s string ABI.
+#define OOD_TORCH_BUILD_STRING \
+  TORCH_VERSION "+" OOD_DETAIL_TORCH_BACKEND " cxx11_abi=" OOD_DETAIL_STR(_GLIBCXX_USE_CXX11_ABI)
 
 #ifndef OOD_PLUGIN_VERSION
 #define OOD_PLUGIN_VERSION "0.0.0"
@@ -66,6 +93,8 @@ struct PluginInfo {
   const char* torch_version;
   const char* cxx_abi;
   void (*register_components)(Registrar& registrar);
+  // ABI 3
+  const char* torch_build;  // OOD_TORCH_BUILD_STRING
 };
 }
 
@@ -118,7 +147,8 @@ class OOD_SDK_API Registrar {
                                         LICENSE,                                              \
                                         TORCH_VERSION,                                        \
                                         OOD_CXX_ABI_STRING,                                   \
-                                        &REGISTER_FN};                                        \
+                                        &REGISTER_FN,                                         \
+                                        OOD_TORCH_BUILD_STRING};                              \
     return &info;                                                                             \
   }                                                                                           \
   BOOST_DLL_ALIAS_SECTIONED(ood_plugin_info_v1, ood_plugin, boostdll)

@@ -1,6 +1,8 @@
 #pragma once
 // Builds components from validated specs through the registry's factories; also the
 // ood::Context that factories use to build nested components.
+#include <vector>
+
 #include "ood/context.hpp"
 #include "ood/core/registry.hpp"
 
@@ -18,11 +20,16 @@ class BuildContext final : public Context {
   std::uint64_t seed() const override { return seed_; }
   std::filesystem::path data_root() const override;
 
+  /// Every component built so far (nested ones included), each once, in build order:
+  /// the provenance written into metrics.json.
+  const std::vector<const RegisteredComponent*>& used() const { return used_; }
+
  private:
   template <typename T, typename Factory>
   std::shared_ptr<T> make(Kind kind, const ComponentSpec& spec);
   const Registry& registry_;
   std::uint64_t seed_;
+  std::vector<const RegisteredComponent*> used_;
 };
 
 /// $OOD_DATA_DIR, else $XDG_CACHE_HOME/ood/data, else ~/.cache/ood/data.

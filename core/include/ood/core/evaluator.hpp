@@ -21,6 +21,8 @@ struct NamedDetector {
   std::string name;
   std::shared_ptr<Detector> detector;
   bool fits = false;  // fitted on the fit set in this run
+  /// The plugin file that provides it ("" when unknown), named when it fails.
+  std::string plugin_file;
 };
 
 struct EvalSet {
@@ -43,19 +45,25 @@ struct SetScores {
   bool ood = false;                 // the set's role: OOD sets are the positive class
   at::Tensor labels;                // [N] int64, the dataset's own labels
   at::Tensor indices;               // [N] int64, dataset indices
-  std::vector<at::Tensor> scores;   // one [N] tensor per detector, in detector order
+  std::vector<at::Tensor> scores;   // one [N] tensor per detector, in detector order (undefined: failed)
 };
 
 struct EvaluationResult {
   std::vector<std::string> detectors;
   SetScores in;
   std::vector<SetScores> out;
-  /// metrics[o][d]: OOD set o against the ID set, detector d.
+  /// metrics[o][d]: OOD set o against the ID set, detector d (zeros when it failed).
   std::vector<std::vector<OODMetricValues>> metrics;
+  /// failures[d]: why detector d failed (fitting, scoring, its scores or metrics), ""
+  /// when it did not. A failed detector has no scores or metrics; the others do.
+  std::vector<std::string> failures;
+  bool any_failed() const;
   double seconds_fit = 0;
   double seconds_score = 0;
 };
 
+/// One detector's failure does not discard the others' results: fit() and score()
+/// record it (failures()), skip that detector from then on, and carry on.
 class Evaluator {
  public:
   Evaluator(std::shared_ptr<Model> model, std::vector<NamedDetector> detectors,
@@ -63,6 +71,8 @@ class Evaluator {
 
   /// Fits every detector marked `fits` on `fit_set` (one forward per batch for all).
   void fit(const EvalSet& fit_set);
+  /// Why each detector failed so far ("" for healthy ones), in detector order.
+  const std::vector<std::string>& failures() const { return failures_; }
   /// Scores one set with every detector.
   SetScores score(const EvalSet& set, bool ood);
   /// Scores the ID set and every OOD set, then computes the metrics of each OOD set
@@ -78,6 +88,8 @@ class Evaluator {
   std::vector<std::shared_ptr<const Augmentation>> transforms_;
   EvaluatorOptions options_;
   std::vector<std::string> layers_;  // union of the detectors' intermediate layers
+  std::vector<std::string> failures_;
+  void fail(std::size_t d, const std::string& what);
 };
 
 /// OODMetrics of one detector: `in` samples are IN, `out` samples OOD, whatever

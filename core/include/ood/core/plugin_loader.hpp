@@ -32,6 +32,7 @@ struct PluginLoadReport {
     std::string version;
     std::string summary;
     std::size_t components = 0;
+    std::string license;
   };
   struct Refused {
     std::filesystem::path file;
@@ -41,7 +42,9 @@ struct PluginLoadReport {
   std::vector<Refused> refused;
 };
 
-/// The directories (or files) to search, in order, without duplicates.
+/// The directories (or files) to search, in order, without duplicates. Throws
+/// ood::InvalidArgument naming an `extra_paths` entry that does not exist; a missing
+/// $OOD_PLUGIN_PATH entry is only a warning.
 std::vector<std::filesystem::path> plugin_search_paths(const PluginSearchOptions& options);
 
 /// Plugin files found under `paths`, in search order (sorted within a directory),

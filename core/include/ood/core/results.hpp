@@ -47,7 +47,7 @@ class ResultStaging {
 };
 
 /// {ood_set: {detector: {"AUROC": ..., "AUPR-IN": ..., "AUPR-OUT": ..., "FPR95TPR": ...}},
-///  "_meta": meta} with fractions.
+///  "_meta": meta} with fractions; a failed detector is {"failed": true, "error": why}.
 nlohmann::ordered_json metrics_json(const EvaluationResult& result, const nlohmann::ordered_json& meta);
 
 /// The metrics as a Markdown table in percent (like pytorch-ood's README), one row per
