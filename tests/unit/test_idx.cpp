@@ -37,6 +37,15 @@ TEST(Idx, Uint8Images) {
   EXPECT_EQ(t[1][0][2].item<int>(), 8 * 20);
 }
 
+// A zero dimension is a valid, empty tensor (found by fuzzing: the copy of zero bytes
+// passed LibTorch's null data pointer to memcpy, undefined behaviour).
+TEST(Idx, ZeroDimensionGivesAnEmptyTensor) {
+  for (std::uint8_t type : {0x08, 0x0B, 0x0D}) {
+    const at::Tensor t = parse_idx(header(type, {0, 5}), "f");
+    EXPECT_EQ(t.sizes(), (std::vector<int64_t>{0, 5}));
+  }
+}
+
 TEST(Idx, BigEndianWideTypes) {
   auto i32 = header(0x0C, {2});
   for (std::uint8_t b : {0x00, 0x01, 0x00, 0x02, 0xFF, 0xFF, 0xFF, 0xFE}) i32.push_back(b);

@@ -130,7 +130,8 @@ void apply_user_registry(std::vector<WeightsEntry>& entries) {
   for (const auto& [name, spec] : doc.items()) {
     const std::string where = file.string() + ": /" + name;
     if (!spec.is_object()) throw FileError(where + ": expected an object with at least \"url\"");
-    auto it = std::find_if(entries.begin(), entries.end(), [&](const WeightsEntry& e) { return e.name == name; });
+    // (a structured binding cannot be captured by clang 14, which builds the fuzzers)
+    auto it = std::find_if(entries.begin(), entries.end(), [&key = name](const WeightsEntry& e) { return e.name == key; });
     WeightsEntry* e = nullptr;
     if (it == entries.end()) {
       if (!spec.contains("url")) throw FileError(where + ": a new entry needs \"url\"");

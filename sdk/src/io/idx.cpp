@@ -160,6 +160,7 @@ at::Tensor parse_idx(const std::vector<std::uint8_t>& bytes, const std::string& 
   at::Tensor out = at::empty(sizes, at::TensorOptions().dtype(type));
   auto* dst = static_cast<std::uint8_t*>(out.data_ptr());
   const std::uint8_t* src = bytes.data() + offset;
+  if (expected == 0) return out;  // a zero dimension: no storage (data_ptr may be null)
   if (element == 1) {
     std::memcpy(dst, src, expected);
   } else {
