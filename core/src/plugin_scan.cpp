@@ -381,6 +381,9 @@ PluginLoadReport scan_plugins(const std::vector<fs::path>& files, Registry& regi
         if (stopped && f == stopped->first) {
           outcome.results[f] = {{"file", f}, {"status", "refused"},
                                 {"reason", "plugin '" + f + "': refused: " + stopped->second}};
+          // A timeout may be the machine's load, not the plugin's: refused now, scanned
+          // again next time (a crash is the file's own and stays cached).
+          if (stopped->second.rfind("timed out", 0) == 0) outcome.results[f]["transient"] = true;
           continue;
         }
         next.push_back(f);

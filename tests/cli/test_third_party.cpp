@@ -224,14 +224,14 @@ TEST(ThirdParty, CrashingAndHangingPluginsAreRefusedAndTheCommandGoesOn) {
   ASSERT_TRUE(fs::exists(dir / "home" / "plugin-registry.json"));
   const json cache = metrics_of(dir / "home" / "plugin-registry.json");
   EXPECT_EQ(cache["files"][(unsafe / "ood-crash-on-load.so").string()]["status"], "refused");
+  // A timeout is not cached: on a loaded machine a healthy plugin may answer late.
+  EXPECT_FALSE(cache["files"].contains((unsafe / "ood-hang-on-load.so").string())) << cache.dump();
   const double first = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const auto again = std::chrono::steady_clock::now();
+  EXPECT_GE(first, 2.0);  // it waited for the hanging plugin
   r = ood_in(dir, "--plugin-path " + unsafe.string() + " validate p.json", env);
   EXPECT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_TRUE(contains(r.output, "SIGSEGV")) << r.output;
-  const double second = std::chrono::duration<double>(std::chrono::steady_clock::now() - again).count();
-  EXPECT_LT(second, first) << "the second command should use the cache";
-  EXPECT_GE(first, 2.0);   // it waited for the hanging plugin once
+  EXPECT_TRUE(contains(r.output, "SIGSEGV")) << r.output;    // from the cache
+  EXPECT_TRUE(contains(r.output, "timed out")) << r.output;  // scanned again
 }
 
 }  // namespace
