@@ -55,6 +55,7 @@ int cmd_validate(const std::vector<std::string>& args, GlobalOptions& global);
 int cmd_run(const std::vector<std::string>& args, GlobalOptions& global);
 int cmd_demo(const std::vector<std::string>& args, GlobalOptions& global);
 int cmd_weights(const std::vector<std::string>& args, GlobalOptions& global);
+int cmd_new_plugin(const std::vector<std::string>& args, GlobalOptions& global);
 /// Hidden: the plugin scanner child (`ood __scan-plugins --fd N FILE...`).
 int cmd_scan_plugins(const std::vector<std::string>& args);
 

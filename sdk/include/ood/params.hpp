@@ -120,6 +120,14 @@ class OOD_SDK_API Params {
   /// Built by the host from validated JSON; `pointer` is where these params sit in
   /// the pipeline (e.g. "/detectors/msp/params"), used in error messages.
   static Params from_json_text(const std::string& json_object_text, std::string pointer);
+  /// The same for values that did not go through the host's validation (out-of-tree
+  /// tests, tools): fills in the defaults of `specs` for absent or null parameters and
+  /// throws ood::InvalidArgument, naming the pointer, for a parameter not in `specs` or
+  /// a required one that is missing. Types and bounds are not checked here (the host's
+  /// validator and ood::testkit::Plugins::make_* do that); nested components keep their
+  /// params as given.
+  static Params from_json_text(const std::string& json_object_text, std::string pointer,
+                               const std::vector<ParamSpec>& specs);
 
   bool has(std::string_view name) const;
   std::int64_t get_int(std::string_view name) const;
@@ -141,14 +149,6 @@ class OOD_SDK_API Params {
   /// The values as a JSON object text (for metadata and logs).
   std::string to_json_text() const;
 
- private:
-  struct Impl;
-  std::shared_ptr<const Impl> impl_;
-};
-
-/// A nested component as written in a pipeline: which plugin, with which
-/// (validated) parameters, and where it was written.
-struct ComponentSpec {
   /// A copy that knows the component's declared schema and who declared it (e.g.
   /// "detector 'x' of plugin /path/ood-x.so"). The host hands factories such a copy:
   /// validation has then guaranteed every declared value, so a getter that still fails
@@ -157,6 +157,14 @@ struct ComponentSpec {
   /// instead of InvalidArgument (exit code 2, the user's mistake).
   Params with_schema(const std::vector<ParamSpec>& declared, std::string owner) const;
 
+ private:
+  struct Impl;
+  std::shared_ptr<const Impl> impl_;
+};
+
+/// A nested component as written in a pipeline: which plugin, with which
+/// (validated) parameters, and where it was written.
+struct ComponentSpec {
   std::string plugin;
   Params params;
   std::string pointer;
