@@ -47,8 +47,18 @@ std::string read(const fs::path& file) {
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
+// One directory per program under $TMPDIR, removed when the program ends.
+struct ScratchRoot {
+  fs::path path = fs::temp_directory_path() / ("ood-new-plugin-" + std::to_string(::getpid()));
+  ~ScratchRoot() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
 fs::path scratch(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("ood-new-plugin-" + std::to_string(::getpid())) / name;
+  static ScratchRoot root;
+  const fs::path dir = root.path / name;
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir;
