@@ -362,6 +362,10 @@ PluginLoadReport scan_plugins(const std::vector<fs::path>& files, Registry& regi
     to_scan.push_back(file.string());
   }
 
+  // Verdicts of this command only (timeouts, a scanner that does not work): reported
+  // like the others, never cached.
+  json transient_verdicts = json::object();
+
   // Scan, restarting the scanner after each file that killed or hung it.
   if (!to_scan.empty()) {
     spdlog::debug("scanning {} plugin file(s) in a child process", to_scan.size());
@@ -409,7 +413,8 @@ PluginLoadReport scan_plugins(const std::vector<fs::path>& files, Registry& regi
       entry["size"] = stamps[f].size;
       entry["mtime_ns"] = stamps[f].mtime_ns;
       if (transient) {
-        cache.erase(f);
+        transient_verdicts[f] = entry;
+        if (cache.erase(f) > 0) cache_changed = true;
         continue;
       }
       cache[f] = entry;
@@ -431,9 +436,11 @@ PluginLoadReport scan_plugins(const std::vector<fs::path>& files, Registry& regi
   // Register the metadata in search order.
   PluginLoadReport report;
   for (const fs::path& file : files) {
-    const auto it = cache.find(file.string());
-    if (it == cache.end()) continue;
-    const json& entry = *it;
+    const json* found = nullptr;
+    for (const json* verdicts : {&cache, &transient_verdicts})
+      if (!found && verdicts->contains(file.string())) found = &verdicts->at(file.string());
+    if (!found) continue;
+    const json& entry = *found;
     if (entry.value("status", "") != "ok") {
       const std::string reason = entry.value("reason", "plugin '" + file.string() + "': refused");
       report.refused.push_back({file, reason});
