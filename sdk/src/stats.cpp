@@ -96,6 +96,57 @@ at::Tensor ClassMoments::total_scatter() const {
   return scatter_ - at::outer(s, s) / static_cast<double>(total_);
 }
 
+at::Tensor fitted_class_means(const ClassMoments& moments, std::string_view who) {
+  if (moments.total() == 0)
+    throw StateError(std::string(who) + ": the fitting data holds no in-distribution samples");
+  try {
+    return moments.class_means();
+  } catch (const StateError& e) {
+    throw StateError(std::string(who) + ": " + e.what());
+  }
+}
+
+at::Tensor regularised_covariance(const at::Tensor& scatter, std::int64_t n, std::string_view who) {
+  if (n < 2)
+    throw StateError(std::string(who) + ": fitting needs at least 2 in-distribution samples, got " + std::to_string(n));
+  const at::Tensor cov = scatter / static_cast<double>(n - 1);
+  return 0.5 * (cov + cov.t()) + 1e-6 * at::eye(cov.size(0), cov.options());
+}
+
+at::Tensor cholesky_factor(const at::Tensor& m, std::string_view who, const std::string& what) {
+  auto [factor, info] = at::linalg_cholesky_ex(m);
+  if (info.item<std::int64_t>() != 0 || !at::isfinite(factor).all().item<bool>())
+    throw StateError(std::string(who) + ": the " + what +
+                     " is not positive definite (too few fit samples for the feature size, or "
+                     "features too large for the 1e-6 regularisation)");
+  return factor;
+}
+
+at::Tensor precision_of(const at::Tensor& cov, std::string_view who) {
+  const at::Tensor p = at::cholesky_inverse(cholesky_factor(cov, who, "covariance"));
+  return 0.5 * (p + p.t());
+}
+
+at::Tensor mahalanobis_distances(const at::Tensor& z, const at::Tensor& mu, const at::Tensor& factor) {
+  const at::Tensor f = factor.to(z.device());
+  const at::Tensor zl = at::mm(z.to(at::kDouble), f);
+  const at::Tensor ml = at::mm(mu.to(z.device()), f);
+  const std::int64_t n = zl.size(0), k = ml.size(0), d = ml.size(1);
+  const std::int64_t chunk = std::max<std::int64_t>(1, (std::int64_t{1} << 22) / std::max<std::int64_t>(1, n * d));
+  std::vector<at::Tensor> parts;
+  for (std::int64_t k0 = 0; k0 < k; k0 += chunk) {
+    const at::Tensor diff = zl.unsqueeze(1) - ml.slice(0, k0, std::min(k, k0 + chunk)).unsqueeze(0);
+    parts.push_back(diff.pow(2).sum(2));
+  }
+  return at::cat(parts, 1);
+}
+
+at::Tensor nearest_class_half_distance(const at::Tensor& z, const at::Tensor& mu, const at::Tensor& factor) {
+  const at::Tensor nearest = mahalanobis_distances(z.detach(), mu, factor).argmin(1);
+  const at::Tensor centred = at::mm(z - mu.to(z.device()).index_select(0, nearest), factor.to(z.device()));
+  return 0.5 * centred.pow(2).sum();
+}
+
 double percentile(const at::Tensor& values, double q) {
   if (!(q >= 0.0 && q <= 100.0)) throw InvalidArgument("percentile: q must lie in [0, 100], got " + std::to_string(q));
   if (!values.defined() || values.numel() == 0) throw InvalidArgument("percentile of an empty tensor");

@@ -2,6 +2,8 @@
 // known answer on a linear toy model.
 #include "test_support.hpp"
 
+#include "stub_models.hpp"
+
 #include "ood/error.hpp"
 #include "ood/model.hpp"
 #include "ood/tensor_dict.hpp"
@@ -17,27 +19,6 @@ const auto& fixture_dice() {
 
 at::Tensor rd(const std::string& key) { return tensor_of(reference_data(), key); }
 at::Tensor fix(const std::string& key) { return tensor_of(fixture_dice(), key); }
-
-// A model whose inputs are its features and whose head is one linear layer.
-class LinearModel final : public Model {
- public:
-  LinearModel(at::Tensor w, at::Tensor b) : w_(std::move(w)), b_(std::move(b)) {}
-  at::Tensor features(const at::Tensor& inputs) override { return inputs; }
-  at::Tensor head(const at::Tensor& f) override { return at::linear(f, w_, b_); }
-  std::optional<LinearHead> linear_head() override { return LinearHead{w_, b_}; }
-  void set_mode(ModelMode m) override { mode_ = m; }
-  ModelMode mode() const override { return mode_; }
-  void to(at::Device) override {}
-  at::Device device() const override { return at::kCPU; }
-  std::vector<at::Tensor> parameters() override { return {w_, b_}; }
-  TensorDict state_dict() const override { return {}; }
-  void load_state_dict(const TensorDict&) override {}
-  ModelInfo info() const override { return {w_.size(0), w_.size(1), {w_.size(1)}}; }
-
- private:
-  at::Tensor w_, b_;
-  ModelMode mode_ = ModelMode::Eval;
-};
 
 std::shared_ptr<Detector> fitted_on_reference(const std::string& params = R"({"p": 90.0})") {
   auto det = make_detector("dice", params);

@@ -14,7 +14,6 @@
 //
 // Fitting streams over batches (one ood::ClassMoments per layer, float64).
 #include <ATen/ATen.h>
-#include <torch/csrc/autograd/autograd.h>
 
 #include <algorithm>
 #include <memory>
@@ -25,6 +24,7 @@
 #include "ood/checks.hpp"
 #include "ood/detector.hpp"
 #include "ood/error.hpp"
+#include "ood/input_perturbation.hpp"
 #include "ood/model.hpp"
 #include "ood/params.hpp"
 #include "ood/plugin.hpp"
@@ -37,58 +37,6 @@ namespace {
 constexpr const char* kName = "multi-mahalanobis";
 
 std::string str(std::int64_t v) { return std::to_string(v); }
-
-// ---- class-conditional Gaussians with a shared covariance (float64) ----
-
-// The lower Cholesky factor of a symmetric positive definite matrix; StateError otherwise.
-at::Tensor cholesky_or_throw(const at::Tensor& m, const std::string& what) {
-  auto [factor, info] = at::linalg_cholesky_ex(m);
-  if (info.item<std::int64_t>() != 0 || !at::isfinite(factor).all().item<bool>())
-    throw ood::StateError(std::string(kName) + ": the " + what +
-                          " is not positive definite (too few fit samples for the feature size, or "
-                          "features too large for the 1e-6 regularisation)");
-  return factor;
-}
-
-// Sigma / (N - 1) + 1e-6 I from a scatter matrix, symmetrised.
-at::Tensor regularised_covariance(const at::Tensor& scatter, std::int64_t n) {
-  if (n < 2)
-    throw ood::StateError(std::string(kName) + ": fitting needs at least 2 in-distribution samples, got " + str(n));
-  const at::Tensor cov = scatter / static_cast<double>(n - 1);
-  return 0.5 * (cov + cov.t()) + 1e-6 * at::eye(cov.size(0), cov.options());
-}
-
-at::Tensor precision_of(const at::Tensor& cov) {
-  const at::Tensor p = at::cholesky_inverse(cholesky_or_throw(cov, "covariance"));
-  return 0.5 * (p + p.t());
-}
-
-// d[n, k] = (z_n - mu_k)^T P (z_n - mu_k) = ||z_n L - mu_k L||^2 with P = L L^T, float64.
-// Chunked over classes so that the temporary [N, chunk, D] stays at about 4M doubles (32 MB).
-at::Tensor squared_distances(const at::Tensor& z, const at::Tensor& mu, const at::Tensor& factor) {
-  const at::Tensor f = factor.to(z.device());
-  const at::Tensor zl = at::mm(z.to(at::kDouble), f);
-  const at::Tensor ml = at::mm(mu.to(z.device()), f);
-  const std::int64_t n = zl.size(0), k = ml.size(0), d = ml.size(1);
-  const std::int64_t chunk = std::max<std::int64_t>(1, (std::int64_t{1} << 22) / std::max<std::int64_t>(1, n * d));
-  std::vector<at::Tensor> parts;
-  for (std::int64_t k0 = 0; k0 < k; k0 += chunk) {
-    const at::Tensor diff = zl.unsqueeze(1) - ml.slice(0, k0, std::min(k, k0 + chunk)).unsqueeze(0);
-    parts.push_back(diff.pow(2).sum(2));
-  }
-  return at::cat(parts, 1);
-}
-
-// x - eps * sign(grad) / norm_std[channel] (pytorch-ood's odin-style step), detached.
-at::Tensor step_against(const at::Tensor& x, const at::Tensor& grad, double eps, const std::vector<double>& norm_std) {
-  at::Tensor step = grad.sign();
-  if (!norm_std.empty()) {
-    std::vector<std::int64_t> shape(static_cast<std::size_t>(x.dim()), 1);
-    shape[1] = static_cast<std::int64_t>(norm_std.size());
-    step = step / at::tensor(norm_std, at::kDouble).to(x.device(), x.scalar_type()).view(shape);
-  }
-  return (x.detach() - eps * step).detach();
-}
 
 // [N, C, *spatial] -> [N, C] (mean over the spatial dimensions); [N, D] stays as it is.
 at::Tensor spatial_mean(const at::Tensor& t, const std::string& layer) {
@@ -104,21 +52,19 @@ struct LayerGaussian {
 
 class MultiMahalanobis final : public ood::Detector {
  public:
-  MultiMahalanobis(std::vector<std::string> layers, std::vector<double> alpha, double eps,
-                   std::vector<double> norm_std, std::string layers_pointer, std::string norm_std_pointer)
+  MultiMahalanobis(std::vector<std::string> layers, std::vector<double> alpha, ood::InputPerturbation perturbation,
+                   std::string layers_pointer)
       : layers_(std::move(layers)),
         alpha_(std::move(alpha)),
-        eps_(eps),
-        norm_std_(std::move(norm_std)),
-        layers_pointer_(std::move(layers_pointer)),
-        norm_std_pointer_(std::move(norm_std_pointer)) {
+        perturbation_(std::move(perturbation)),
+        layers_pointer_(std::move(layers_pointer)) {
     moments_.assign(layers_.size(), ood::ClassMoments(true));
   }
 
   ood::DetectorNeeds needs() const override {
     ood::DetectorNeeds n;
     n.layers = layers_;
-    n.input_gradients = eps_ > 0;
+    n.input_gradients = perturbation_.enabled();
     n.fit = true;
     n.fit_labels = true;
     return n;
@@ -133,11 +79,7 @@ class MultiMahalanobis final : public ood::Detector {
         throw ood::InvalidArgument(layers_pointer_ + "/" + std::to_string(i) + ": the model has no layer '" +
                                    layers_[i] + "'" +
                                    (known.empty() ? " (it exposes no intermediate layers)" : " (its layers: " + list + ")"));
-    const ood::ModelInfo info = model.info();
-    if (!norm_std_.empty() && !info.input_shape.empty() && info.input_shape[0] > 0 &&
-        info.input_shape[0] != static_cast<std::int64_t>(norm_std_.size()))
-      throw ood::InvalidArgument(norm_std_pointer_ + ": " + str(static_cast<std::int64_t>(norm_std_.size())) +
-                                 " values for a model with " + str(info.input_shape[0]) + " input channels");
+    perturbation_.check_model(model.info());
   }
 
   void fit_batch(ood::Views& views, const at::Tensor& labels) override {
@@ -156,18 +98,10 @@ class MultiMahalanobis final : public ood::Detector {
     std::vector<LayerGaussian> fitted;
     for (std::size_t l = 0; l < layers_.size(); ++l) {
       const ood::ClassMoments& m = moments_[l];
-      if (m.total() == 0)
-        throw ood::StateError(std::string(kName) + ": the fitting data holds no in-distribution samples");
-      at::Tensor mu;
-      try {
-        mu = m.class_means();
-      } catch (const ood::StateError& e) {
-        throw ood::StateError(std::string(kName) + ": " + e.what());
-      }
       LayerGaussian g;
-      g.mu = mu;
-      g.cov = regularised_covariance(m.within_class_scatter(), m.total());
-      g.precision = precision_of(g.cov);
+      g.mu = ood::fitted_class_means(m, kName);
+      g.cov = ood::regularised_covariance(m.within_class_scatter(), m.total(), kName);
+      g.precision = ood::precision_of(g.cov, kName);
       fitted.push_back(g);
     }
     set_state(std::move(fitted));
@@ -180,7 +114,7 @@ class MultiMahalanobis final : public ood::Detector {
     if (gaussians_.empty())
       throw ood::StateError(std::string(kName) + ": not fitted (give it \"fit\" or \"load_state\")");
     at::Tensor total;
-    if (eps_ <= 0) {
+    if (!perturbation_.enabled()) {
       views.prefetch_layers(layers_);
       for (std::size_t l = 0; l < layers_.size(); ++l) {
         const at::Tensor s = alpha_[l] * layer_score(l, views.layer(layers_[l]));
@@ -192,23 +126,15 @@ class MultiMahalanobis final : public ood::Detector {
       throw ood::StateError(std::string(kName) + ": eps > 0 needs the model for input gradients, and there is none");
     ood::Model& model = views.model();
     const at::Tensor& inputs = views.inputs();
-    if (!norm_std_.empty() && (inputs.dim() < 2 || inputs.size(1) != static_cast<std::int64_t>(norm_std_.size())))
-      throw ood::ShapeError(std::string(kName) + ": norm_std has " + str(static_cast<std::int64_t>(norm_std_.size())) +
-                            " values, the inputs are " + ood::describe_tensor(inputs));
     for (std::size_t l = 0; l < layers_.size(); ++l) {
       const LayerGaussian& g = gaussians_[l];
-      at::Tensor x_hat;
-      {
-        at::AutoGradMode enable(true);
-        const at::Tensor x = inputs.detach().clone().requires_grad_(true);
-        const at::Tensor z = checked(l, spatial_mean(model.intermediate(x, {layers_[l]}).at(layers_[l]), layers_[l]))
-                                 .to(at::kDouble);
-        const at::Tensor nearest = squared_distances(z.detach(), g.mu, g.factor).argmin(1);
-        const at::Tensor centred = at::mm(z - g.mu.to(z.device()).index_select(0, nearest), g.factor.to(z.device()));
-        const at::Tensor loss = 0.5 * centred.pow(2).sum();
-        const at::Tensor grad = torch::autograd::grad({loss}, {x})[0];
-        x_hat = step_against(x, grad, eps_, norm_std_);
-      }
+      const at::Tensor x_hat = perturbation_.apply(
+          inputs,
+          [&](const at::Tensor& x) {
+            const at::Tensor z = spatial_mean(model.intermediate(x, {layers_[l]}).at(layers_[l]), layers_[l]);
+            return ood::nearest_class_half_distance(checked(l, z).to(at::kDouble), g.mu, g.factor);
+          },
+          kName);
       at::NoGradGuard no_grad;
       const at::Tensor s = alpha_[l] * layer_score(l, model.intermediate(x_hat, {layers_[l]}).at(layers_[l]));
       total = total.defined() ? total + s : s;
@@ -276,7 +202,7 @@ class MultiMahalanobis final : public ood::Detector {
           !at::isfinite(g.precision).all().item<bool>())
         throw ood::StateError(std::string(kName) + ": the state of layer " + std::to_string(l) +
                               " holds NaN or infinite values");
-      g.factor = cholesky_or_throw(g.precision, "precision matrix of layer " + std::to_string(l));
+      g.factor = ood::cholesky_factor(g.precision, kName, "precision matrix of layer " + std::to_string(l));
     }
     gaussians_ = std::move(gs);
   }
@@ -293,14 +219,13 @@ class MultiMahalanobis final : public ood::Detector {
   at::Tensor layer_score(std::size_t l, const at::Tensor& output) const {
     const at::Tensor z = checked(l, spatial_mean(output, layers_[l])).detach();
     const LayerGaussian& g = gaussians_[l];
-    return (0.5 * std::get<0>(squared_distances(z.cpu(), g.mu, g.factor).min(1))).to(z.device());
+    return (0.5 * std::get<0>(ood::mahalanobis_distances(z.cpu(), g.mu, g.factor).min(1))).to(z.device());
   }
 
   std::vector<std::string> layers_;
   std::vector<double> alpha_;
-  double eps_;
-  std::vector<double> norm_std_;
-  std::string layers_pointer_, norm_std_pointer_;
+  ood::InputPerturbation perturbation_;
+  std::string layers_pointer_;
   std::vector<ood::ClassMoments> moments_;
   std::vector<LayerGaussian> gaussians_;  // empty until fitted
 };
@@ -349,12 +274,7 @@ void register_components(ood::Registrar& registrar) {
       ood::ParamSpec::real("eps", "input perturbation size (0: no perturbation, as pytorch-ood)")
           .default_value(0.0)
           .min(0.0),
-      ood::ParamSpec::list("norm_std", ood::ParamType::Float,
-                           "per-channel standard deviations of the input normalisation; the perturbation "
-                           "step of each channel is divided by its value")
-          .optional()
-          .items(1)
-          .min(0.0, true),
+      ood::InputPerturbation::norm_std_param("the perturbation step"),
   };
   info.check = check_params;
   registrar.add_detector(info, [](const ood::Params& params, ood::Context&) {
@@ -362,10 +282,8 @@ void register_components(ood::Registrar& registrar) {
     const std::vector<std::string> layers = params.get_string_list("layers");
     std::vector<double> alpha(layers.size(), 1.0);
     if (params.has("alpha")) alpha = params.get_float_list("alpha");
-    std::vector<double> norm_std;
-    if (params.has("norm_std")) norm_std = params.get_float_list("norm_std");
-    return std::make_shared<MultiMahalanobis>(layers, alpha, params.get_float("eps"), norm_std,
-                                              params.pointer("layers"), params.pointer("norm_std"));
+    return std::make_shared<MultiMahalanobis>(layers, alpha, ood::InputPerturbation::from_params(params),
+                                              params.pointer("layers"));
   });
 }
 

@@ -13,7 +13,6 @@
 //
 // One forward and backward pass (input gradients only) and one forward per batch.
 #include <ATen/ATen.h>
-#include <torch/csrc/autograd/autograd.h>
 
 #include <memory>
 #include <string>
@@ -22,6 +21,7 @@
 #include "ood/checks.hpp"
 #include "ood/detector.hpp"
 #include "ood/error.hpp"
+#include "ood/input_perturbation.hpp"
 #include "ood/model.hpp"
 #include "ood/plugin.hpp"
 #include "ood/views.hpp"
@@ -30,57 +30,37 @@ namespace {
 
 constexpr const char* kName = "odin";
 
-std::string str(std::int64_t v) { return std::to_string(v); }
-
 class Odin final : public ood::Detector {
  public:
-  Odin(double eps, double temperature, std::vector<double> norm_std, std::string norm_std_pointer)
-      : eps_(eps), t_(temperature), norm_std_(std::move(norm_std)), norm_std_pointer_(std::move(norm_std_pointer)) {}
+  Odin(double temperature, ood::InputPerturbation perturbation)
+      : t_(temperature), perturbation_(std::move(perturbation)) {}
 
   ood::DetectorNeeds needs() const override {
     ood::DetectorNeeds n;
-    n.logits = eps_ <= 0;  // without a perturbation ODIN is the tempered MSP of the shared logits
-    n.input_gradients = eps_ > 0;
+    n.logits = !perturbation_.enabled();  // without a perturbation ODIN is the tempered MSP of the shared logits
+    n.input_gradients = perturbation_.enabled();
     return n;
   }
 
-  void attach(ood::Model& model) override {
-    const ood::ModelInfo info = model.info();
-    if (!norm_std_.empty() && !info.input_shape.empty() && info.input_shape[0] > 0 &&
-        info.input_shape[0] != static_cast<std::int64_t>(norm_std_.size()))
-      throw ood::InvalidArgument(norm_std_pointer_ + ": " + str(static_cast<std::int64_t>(norm_std_.size())) +
-                                 " values for a model with " + str(info.input_shape[0]) + " input channels");
-  }
+  void attach(ood::Model& model) override { perturbation_.check_model(model.info()); }
 
   at::Tensor score(ood::Views& views) override {
-    if (eps_ <= 0) return tempered_msp(views.logits());
+    if (!perturbation_.enabled()) return tempered_msp(views.logits());
     if (!views.has_model())
       throw ood::StateError(std::string(kName) + ": needs the model for input gradients, and there is none");
     ood::Model& model = views.model();
-    const at::Tensor& inputs = views.inputs();
-    if (!norm_std_.empty() && (inputs.dim() < 2 || inputs.size(1) != static_cast<std::int64_t>(norm_std_.size())))
-      throw ood::ShapeError(std::string(kName) + ": norm_std has " + str(static_cast<std::int64_t>(norm_std_.size())) +
-                            " values, the inputs are " + ood::describe_tensor(inputs));
-    at::Tensor x_hat;
-    {
-      at::AutoGradMode enable(true);
-      const at::Tensor x = inputs.detach().clone().requires_grad_(true);
-      const at::Tensor logits = model.logits(x);
-      ood::require_floating(logits, kName, "logits", 2, "[N, C]");
-      const at::Tensor scaled = logits.to(at::kDouble) / t_;
-      const at::Tensor predicted = logits.detach().argmax(1);
-      // Cross-entropy of softmax(f(x) / T) at the predicted class, summed over the batch
-      // (each sample's gradient depends only on its own term).
-      const at::Tensor loss = -at::log_softmax(scaled, 1).gather(1, predicted.unsqueeze(1)).sum();
-      const at::Tensor grad = torch::autograd::grad({loss}, {x})[0];
-      at::Tensor step = grad.sign();
-      if (!norm_std_.empty()) {
-        std::vector<std::int64_t> shape(static_cast<std::size_t>(x.dim()), 1);
-        shape[1] = static_cast<std::int64_t>(norm_std_.size());
-        step = step / at::tensor(norm_std_, at::kDouble).to(x.device(), x.scalar_type()).view(shape);
-      }
-      x_hat = (x.detach() - eps_ * step).detach();
-    }
+    const at::Tensor x_hat = perturbation_.apply(
+        views.inputs(),
+        [&](const at::Tensor& x) {
+          const at::Tensor logits = model.logits(x);
+          ood::require_floating(logits, kName, "logits", 2, "[N, C]");
+          const at::Tensor scaled = logits.to(at::kDouble) / t_;
+          const at::Tensor predicted = logits.detach().argmax(1);
+          // Cross-entropy of softmax(f(x) / T) at the predicted class, summed over the batch
+          // (each sample's gradient depends only on its own term).
+          return -at::log_softmax(scaled, 1).gather(1, predicted.unsqueeze(1)).sum();
+        },
+        kName);
     at::NoGradGuard no_grad;
     return tempered_msp(model.logits(x_hat));
   }
@@ -91,10 +71,8 @@ class Odin final : public ood::Detector {
     return -std::get<0>(at::softmax(logits.to(at::kDouble) / t_, 1).max(1));
   }
 
-  double eps_;
   double t_;
-  std::vector<double> norm_std_;
-  std::string norm_std_pointer_;
+  ood::InputPerturbation perturbation_;
 };
 
 void register_components(ood::Registrar& registrar) {
@@ -117,18 +95,10 @@ void register_components(ood::Registrar& registrar) {
   info.params = {
       ood::ParamSpec::real("eps", "size of the input step (0: none)").default_value(0.05).min(0.0),
       ood::ParamSpec::real("temperature", "temperature T dividing the logits").default_value(1000.0).min(0.0, true),
-      ood::ParamSpec::list("norm_std", ood::ParamType::Float,
-                           "per-channel standard deviations of the input normalisation; the step of each "
-                           "channel is divided by its value")
-          .optional()
-          .items(1)
-          .min(0.0, true),
+      ood::InputPerturbation::norm_std_param("the step"),
   };
   registrar.add_detector(info, [](const ood::Params& params, ood::Context&) {
-    std::vector<double> norm_std;
-    if (params.has("norm_std")) norm_std = params.get_float_list("norm_std");
-    return std::make_shared<Odin>(params.get_float("eps"), params.get_float("temperature"), norm_std,
-                                  params.pointer("norm_std"));
+    return std::make_shared<Odin>(params.get_float("temperature"), ood::InputPerturbation::from_params(params));
   });
 }
 

@@ -14,7 +14,6 @@
 //
 // Fitting streams over batches (ood::ClassMoments, float64): memory O(K D + D^2).
 #include <ATen/ATen.h>
-#include <torch/csrc/autograd/autograd.h>
 
 #include <algorithm>
 #include <memory>
@@ -25,6 +24,7 @@
 #include "ood/checks.hpp"
 #include "ood/detector.hpp"
 #include "ood/error.hpp"
+#include "ood/input_perturbation.hpp"
 #include "ood/model.hpp"
 #include "ood/plugin.hpp"
 #include "ood/stats.hpp"
@@ -37,70 +37,17 @@ constexpr const char* kName = "rmd";
 
 std::string str(std::int64_t v) { return std::to_string(v); }
 
-// ---- class-conditional Gaussians with a shared covariance (float64) ----
-
-// The lower Cholesky factor of a symmetric positive definite matrix; StateError otherwise.
-at::Tensor cholesky_or_throw(const at::Tensor& m, const std::string& what) {
-  auto [factor, info] = at::linalg_cholesky_ex(m);
-  if (info.item<std::int64_t>() != 0 || !at::isfinite(factor).all().item<bool>())
-    throw ood::StateError(std::string(kName) + ": the " + what +
-                          " is not positive definite (too few fit samples for the feature size, or "
-                          "features too large for the 1e-6 regularisation)");
-  return factor;
-}
-
-// Sigma / (N - 1) + 1e-6 I from a scatter matrix, symmetrised.
-at::Tensor regularised_covariance(const at::Tensor& scatter, std::int64_t n) {
-  if (n < 2)
-    throw ood::StateError(std::string(kName) + ": fitting needs at least 2 in-distribution samples, got " + str(n));
-  const at::Tensor cov = scatter / static_cast<double>(n - 1);
-  return 0.5 * (cov + cov.t()) + 1e-6 * at::eye(cov.size(0), cov.options());
-}
-
-at::Tensor precision_of(const at::Tensor& cov) {
-  const at::Tensor p = at::cholesky_inverse(cholesky_or_throw(cov, "covariance"));
-  return 0.5 * (p + p.t());
-}
-
-// d[n, k] = (z_n - mu_k)^T P (z_n - mu_k) = ||z_n L - mu_k L||^2 with P = L L^T, float64.
-// Chunked over classes so that the temporary [N, chunk, D] stays at about 4M doubles (32 MB).
-at::Tensor squared_distances(const at::Tensor& z, const at::Tensor& mu, const at::Tensor& factor) {
-  const at::Tensor f = factor.to(z.device());
-  const at::Tensor zl = at::mm(z.to(at::kDouble), f);
-  const at::Tensor ml = at::mm(mu.to(z.device()), f);
-  const std::int64_t n = zl.size(0), k = ml.size(0), d = ml.size(1);
-  const std::int64_t chunk = std::max<std::int64_t>(1, (std::int64_t{1} << 22) / std::max<std::int64_t>(1, n * d));
-  std::vector<at::Tensor> parts;
-  for (std::int64_t k0 = 0; k0 < k; k0 += chunk) {
-    const at::Tensor diff = zl.unsqueeze(1) - ml.slice(0, k0, std::min(k, k0 + chunk)).unsqueeze(0);
-    parts.push_back(diff.pow(2).sum(2));
-  }
-  return at::cat(parts, 1);
-}
-
-// x - eps * sign(grad) / norm_std[channel] (pytorch-ood's odin-style step), detached.
-at::Tensor step_against(const at::Tensor& x, const at::Tensor& grad, double eps, const std::vector<double>& norm_std) {
-  at::Tensor step = grad.sign();
-  if (!norm_std.empty()) {
-    std::vector<std::int64_t> shape(static_cast<std::size_t>(x.dim()), 1);
-    shape[1] = static_cast<std::int64_t>(norm_std.size());
-    step = step / at::tensor(norm_std, at::kDouble).to(x.device(), x.scalar_type()).view(shape);
-  }
-  return (x.detach() - eps * step).detach();
-}
-
 const std::vector<std::string> kStateKeys = {"mu", "cov", "precision", "background_mu", "background_cov",
                                              "background_precision"};
 
 class Rmd final : public ood::Detector {
  public:
-  Rmd(double eps, std::vector<double> norm_std, std::string norm_std_pointer)
-      : eps_(eps), norm_std_(std::move(norm_std)), norm_std_pointer_(std::move(norm_std_pointer)) {}
+  explicit Rmd(ood::InputPerturbation perturbation) : perturbation_(std::move(perturbation)) {}
 
   ood::DetectorNeeds needs() const override {
     ood::DetectorNeeds n;
     n.features = true;
-    n.input_gradients = eps_ > 0;
+    n.input_gradients = perturbation_.enabled();
     n.fit = true;
     n.fit_labels = true;
     return n;
@@ -109,10 +56,7 @@ class Rmd final : public ood::Detector {
   void attach(ood::Model& model) override {
     const ood::ModelInfo info = model.info();
     feature_dim_ = info.feature_dim > 0 ? std::optional<std::int64_t>(info.feature_dim) : std::nullopt;
-    if (!norm_std_.empty() && !info.input_shape.empty() && info.input_shape[0] > 0 &&
-        info.input_shape[0] != static_cast<std::int64_t>(norm_std_.size()))
-      throw ood::InvalidArgument(norm_std_pointer_ + ": " + str(static_cast<std::int64_t>(norm_std_.size())) +
-                                 " values for a model with " + str(info.input_shape[0]) + " input channels");
+    perturbation_.check_model(info);
     if (!state_.empty() && feature_dim_ && state_.at("mu").size(1) != *feature_dim_)
       throw ood::StateError(std::string(kName) + ": the fitted state has features of size " + str(state_.at("mu").size(1)) +
                             ", the model's features have size " + str(*feature_dim_));
@@ -128,23 +72,16 @@ class Rmd final : public ood::Detector {
   }
 
   void finish_fit() override {
-    if (moments_.total() == 0)
-      throw ood::StateError(std::string(kName) + ": the fitting data holds no in-distribution samples");
-    at::Tensor mu;
-    try {
-      mu = moments_.class_means();
-    } catch (const ood::StateError& e) {
-      throw ood::StateError(std::string(kName) + ": " + e.what());
-    }
-    const at::Tensor cov = regularised_covariance(moments_.within_class_scatter(), moments_.total());
-    const at::Tensor bg_cov = regularised_covariance(moments_.total_scatter(), moments_.total());
+    const at::Tensor mu = ood::fitted_class_means(moments_, kName);
+    const at::Tensor cov = ood::regularised_covariance(moments_.within_class_scatter(), moments_.total(), kName);
+    const at::Tensor bg_cov = ood::regularised_covariance(moments_.total_scatter(), moments_.total(), kName);
     ood::TensorDict s;
     s.set("mu", mu);
     s.set("cov", cov);
-    s.set("precision", precision_of(cov));
+    s.set("precision", ood::precision_of(cov, kName));
     s.set("background_mu", moments_.mean());
     s.set("background_cov", bg_cov);
-    s.set("background_precision", precision_of(bg_cov));
+    s.set("background_precision", ood::precision_of(bg_cov, kName));
     set_state(s);
     moments_ = ood::ClassMoments(true);
   }
@@ -154,26 +91,17 @@ class Rmd final : public ood::Detector {
   at::Tensor score(ood::Views& views) override {
     if (state_.empty())
       throw ood::StateError(std::string(kName) + ": not fitted (give it \"fit\" or \"load_state\")");
-    if (eps_ <= 0) return relative_distance(checked(views.features()));
+    if (!perturbation_.enabled()) return relative_distance(checked(views.features()));
     if (!views.has_model())
       throw ood::StateError(std::string(kName) + ": eps > 0 needs the model for input gradients, and there is none");
     ood::Model& model = views.model();
-    const at::Tensor& inputs = views.inputs();
-    if (!norm_std_.empty() && (inputs.dim() < 2 || inputs.size(1) != static_cast<std::int64_t>(norm_std_.size())))
-      throw ood::ShapeError(std::string(kName) + ": norm_std has " + str(static_cast<std::int64_t>(norm_std_.size())) +
-                            " values, the inputs are " + ood::describe_tensor(inputs));
-    const at::Tensor& mu = state_.at("mu");
-    at::Tensor x_hat;
-    {
-      at::AutoGradMode enable(true);
-      const at::Tensor x = inputs.detach().clone().requires_grad_(true);
-      const at::Tensor z = checked(model.features(x)).to(at::kDouble);
-      const at::Tensor nearest = squared_distances(z.detach(), mu, factor_).argmin(1);
-      const at::Tensor centred = at::mm(z - mu.to(z.device()).index_select(0, nearest), factor_.to(z.device()));
-      const at::Tensor loss = 0.5 * centred.pow(2).sum();
-      const at::Tensor grad = torch::autograd::grad({loss}, {x})[0];
-      x_hat = step_against(x, grad, eps_, norm_std_);
-    }
+    const at::Tensor x_hat = perturbation_.apply(
+        views.inputs(),
+        [&](const at::Tensor& x) {
+          return ood::nearest_class_half_distance(checked(model.features(x)).to(at::kDouble), state_.at("mu"),
+                                                  factor_);
+        },
+        kName);
     at::NoGradGuard no_grad;
     return relative_distance(checked(model.features(x_hat)));
   }
@@ -221,8 +149,9 @@ class Rmd final : public ood::Detector {
         throw ood::StateError(std::string(kName) + ": state '" + key + "' holds NaN or infinite values");
       out.set(key, t);
     }
-    const at::Tensor factor = cholesky_or_throw(out.at("precision"), "precision matrix");
-    const at::Tensor bg_factor = cholesky_or_throw(out.at("background_precision"), "background precision matrix");
+    const at::Tensor factor = ood::cholesky_factor(out.at("precision"), kName, "precision matrix");
+    const at::Tensor bg_factor =
+        ood::cholesky_factor(out.at("background_precision"), kName, "background precision matrix");
     state_ = out;
     factor_ = factor;
     bg_factor_ = bg_factor;
@@ -239,14 +168,12 @@ class Rmd final : public ood::Detector {
 
   at::Tensor relative_distance(const at::Tensor& z) const {
     const at::Tensor zc = z.detach().cpu();
-    const at::Tensor d = squared_distances(zc, state_.at("mu"), factor_);
-    const at::Tensor d0 = squared_distances(zc, state_.at("background_mu").unsqueeze(0), bg_factor_);
+    const at::Tensor d = ood::mahalanobis_distances(zc, state_.at("mu"), factor_);
+    const at::Tensor d0 = ood::mahalanobis_distances(zc, state_.at("background_mu").unsqueeze(0), bg_factor_);
     return std::get<0>((d - d0).min(1)).to(z.device());
   }
 
-  double eps_;
-  std::vector<double> norm_std_;
-  std::string norm_std_pointer_;
+  ood::InputPerturbation perturbation_;
   std::optional<std::int64_t> feature_dim_;
   ood::ClassMoments moments_{true};
   ood::TensorDict state_;          // float64, CPU; empty until fitted
@@ -277,17 +204,10 @@ void register_components(ood::Registrar& registrar) {
       "background_cov, background_precision (float64).";
   info.params = {
       ood::ParamSpec::real("eps", "input perturbation size (0: no perturbation)").default_value(0.0).min(0.0),
-      ood::ParamSpec::list("norm_std", ood::ParamType::Float,
-                           "per-channel standard deviations of the input normalisation; the perturbation "
-                           "step of each channel is divided by its value")
-          .optional()
-          .items(1)
-          .min(0.0, true),
+      ood::InputPerturbation::norm_std_param("the perturbation step"),
   };
   registrar.add_detector(info, [](const ood::Params& params, ood::Context&) {
-    std::vector<double> norm_std;
-    if (params.has("norm_std")) norm_std = params.get_float_list("norm_std");
-    return std::make_shared<Rmd>(params.get_float("eps"), norm_std, params.pointer("norm_std"));
+    return std::make_shared<Rmd>(ood::InputPerturbation::from_params(params));
   });
 }
 

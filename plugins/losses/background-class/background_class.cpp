@@ -11,6 +11,7 @@
 #include "ood/checks.hpp"
 #include "ood/error.hpp"
 #include "ood/loss.hpp"
+#include "ood/loss_support.hpp"
 #include "ood/model.hpp"
 #include "ood/plugin.hpp"
 #include "ood/views.hpp"
@@ -44,21 +45,14 @@ class BackgroundClass final : public ood::Loss {
     if (logits.size(1) != n_classes + 1)
       throw ood::ShapeError(std::string(kName) + ": logits " + ood::describe_tensor(logits) + " must have n_classes + 1 = " +
                             std::to_string(n_classes + 1) + " outputs");
-    bool ok = !at::isFloatingType(targets.scalar_type()) && targets.scalar_type() != at::kBool &&
-              targets.dim() == logits.dim() - 1;
-    for (int64_t d = 0; ok && d < targets.dim(); ++d) ok = targets.size(d) == logits.size(d == 0 ? 0 : d + 1);
-    if (!ok)
-      throw ood::ShapeError(std::string(kName) + ": targets must be integers [N] or [N, H, W] matching logits " +
-                            ood::describe_tensor(logits) + ", got " + ood::describe_tensor(targets));
+    ood::require_dense_targets(targets, logits, kName);
     if (targets.numel() > 0 && (targets >= n_classes).any().item<bool>())
       throw ood::ShapeError(std::string(kName) + ": a target is >= n_classes " + std::to_string(n_classes) +
                             " (the background class is for outliers, targets < 0)");
     const at::Tensor y = targets.to(logits.device(), at::kLong);
     const at::Tensor mapped = at::where(y < 0, at::full_like(y, n_classes), y);  // a new tensor
     const at::Tensor per_entry = -at::log_softmax(logits, 1).gather(1, mapped.unsqueeze(1)).squeeze(1);
-    if (reduction_ == "none") return per_entry;
-    if (reduction_ == "sum") return per_entry.sum();
-    return per_entry.mean();
+    return ood::reduce(per_entry, reduction_);
   }
 
  private:

@@ -6,23 +6,13 @@
 
 #include "test_support.hpp"
 
+#include "loss_runs.hpp"
+
 #include "ood/error.hpp"
 #include "ood/views.hpp"
 
 namespace ood::test {
 namespace {
-
-at::Tensor bg_value_and_grad(Loss& loss, const at::Tensor& logits_in, const at::Tensor& y, at::Tensor* grad) {
-  at::Tensor logits = logits_in.detach().clone().requires_grad_(true);
-  Views views;
-  views.set_logits(logits);
-  at::Tensor value = loss.forward(views, y);
-  if (grad) {
-    (value.dim() == 0 ? value : value.sum()).backward();
-    *grad = logits.grad();
-  }
-  return value.detach();
-}
 
 TEST(BackgroundClass, MatchesPytorchOodForEveryCase) {
   const auto fx = load_tensor_dict_file("reference/losses/background_class.pt");
@@ -39,10 +29,10 @@ TEST(BackgroundClass, MatchesPytorchOodForEveryCase) {
       if (!with_n) params.erase("n_classes");
       auto loss = make_loss("background-class", params.dump());
       at::Tensor grad;
-      EXPECT_TRUE(all_close(bg_value_and_grad(*loss, logits, y, &grad), tensor_of(fx, key + "_value"), 1e-5, 1e-6))
+      EXPECT_TRUE(all_close(loss_value_and_grad(*loss, logits, y, &grad), tensor_of(fx, key + "_value"), 1e-5, 1e-6))
           << key;
       EXPECT_TRUE(all_close(grad, tensor_of(fx, key + "_grad_logits"), 1e-5, 1e-6)) << key;
-      EXPECT_TRUE(all_close(bg_value_and_grad(*loss, logits.to(at::kDouble), y, &grad),
+      EXPECT_TRUE(all_close(loss_value_and_grad(*loss, logits.to(at::kDouble), y, &grad),
                             tensor_of(fx, key + "_value_f64"), 1e-10, 1e-12))
           << key;
       EXPECT_TRUE(all_close(grad, tensor_of(fx, key + "_grad_logits_f64"), 1e-10, 1e-12)) << key;
@@ -57,7 +47,8 @@ TEST(BackgroundClass, HandComputedSegmentation) {
   // One pixel IN (class 0), one OOD (-> class 1) with logits (0, 0): log 2 each.
   auto loss = make_loss("background-class", R"({"reduction": "sum"})");
   const at::Tensor v =
-      bg_value_and_grad(*loss, at::zeros({1, 2, 1, 2}, at::kDouble), at::tensor({0, -1}, at::kLong).view({1, 1, 2}), nullptr);
+      loss_value_and_grad(*loss, at::zeros({1, 2, 1, 2}, at::kDouble), at::tensor({0, -1}, at::kLong).view({1, 1, 2}),
+                          nullptr);
   EXPECT_NEAR(v.item<double>(), 2 * std::log(2.0), 1e-14);
 }
 
@@ -66,17 +57,7 @@ TEST(BackgroundClass, GradientIsTheTrueGradientOnOtherSizes) {
   const at::Tensor logits = at::randn({5, 4}, at::kDouble) * 2;
   const at::Tensor y = at::tensor({0, -1, 2, -3, 1}, at::kLong);
   auto loss = make_loss("background-class", R"({"n_classes": 3})");
-  at::Tensor grad;
-  bg_value_and_grad(*loss, logits, y, &grad);
-  const double h = 1e-6;
-  for (int64_t i = 0; i < logits.numel(); ++i) {
-    at::Tensor up = logits.clone(), down = logits.clone();
-    up.view(-1)[i] += h;
-    down.view(-1)[i] -= h;
-    const double fd = (bg_value_and_grad(*loss, up, y, nullptr).item<double>() -
-                       bg_value_and_grad(*loss, down, y, nullptr).item<double>()) / (2 * h);
-    EXPECT_NEAR(grad.view(-1)[i].item<double>(), fd, 1e-8) << i;
-  }
+  expect_gradient_matches_finite_differences(*loss, logits, y, 1e-8);
 }
 
 TEST(BackgroundClass, NumberOfClassesFromTheModel) {
@@ -84,8 +65,8 @@ TEST(BackgroundClass, NumberOfClassesFromTheModel) {
   auto absent = make_loss("background-class");
   EXPECT_NO_THROW(absent->attach(*model));
   at::Tensor grad;
-  EXPECT_THROW(bg_value_and_grad(*absent, at::randn({2, 5}), at::zeros({2}, at::kLong), nullptr), ShapeError);
-  EXPECT_NO_THROW(bg_value_and_grad(*absent, at::randn({2, 6}), at::tensor({4, -1}, at::kLong), nullptr));
+  EXPECT_THROW(loss_value_and_grad(*absent, at::randn({2, 5}), at::zeros({2}, at::kLong), nullptr), ShapeError);
+  EXPECT_NO_THROW(loss_value_and_grad(*absent, at::randn({2, 6}), at::tensor({4, -1}, at::kLong), nullptr));
   auto right = make_loss("background-class", R"({"n_classes": 5})");
   EXPECT_NO_THROW(right->attach(*model));
   auto wrong = make_loss("background-class", R"({"n_classes": 6})");
@@ -101,10 +82,10 @@ TEST(BackgroundClass, RefusesBadTargets) {
   const auto fx = load_tensor_dict_file("reference/losses/background_class.pt");
   auto loss = make_loss("background-class", R"({"n_classes": 5})");
   // A target equal to n_classes is refused (pytorch-ood: "Target label to large: 5").
-  EXPECT_THROW(bg_value_and_grad(*loss, at::randn({2, 6}), at::tensor({5, 0}, at::kLong), nullptr), ShapeError);
-  EXPECT_THROW(bg_value_and_grad(*loss, at::randn({2, 6}), at::zeros({2}), nullptr), ShapeError);
-  EXPECT_THROW(bg_value_and_grad(*loss, at::randn({2, 6}), at::zeros({3}, at::kLong), nullptr), ShapeError);
-  EXPECT_THROW(bg_value_and_grad(*loss, at::randn({2, 4}), at::zeros({2}, at::kLong), nullptr), ShapeError);
+  EXPECT_THROW(loss_value_and_grad(*loss, at::randn({2, 6}), at::tensor({5, 0}, at::kLong), nullptr), ShapeError);
+  EXPECT_THROW(loss_value_and_grad(*loss, at::randn({2, 6}), at::zeros({2}), nullptr), ShapeError);
+  EXPECT_THROW(loss_value_and_grad(*loss, at::randn({2, 6}), at::zeros({3}, at::kLong), nullptr), ShapeError);
+  EXPECT_THROW(loss_value_and_grad(*loss, at::randn({2, 4}), at::zeros({2}, at::kLong), nullptr), ShapeError);
   EXPECT_THROW(make_loss("background-class", R"({"n_classes": 0})"), InvalidArgument);
   EXPECT_TRUE(loss->state().empty());
   EXPECT_NO_THROW(loss->load_state(loss->state()));

@@ -15,32 +15,24 @@
 #include "ood/checks.hpp"
 #include "ood/detector.hpp"
 #include "ood/error.hpp"
-#include "ood/io/torch_file.hpp"
 #include "ood/loss.hpp"
+#include "ood/loss_support.hpp"
 #include "ood/model.hpp"
 #include "ood/plugin.hpp"
-#include "ood/views.hpp"
 
 namespace {
 
 constexpr const char* kName = "cac";
 constexpr const char* kAnchors = "_centers._params";  // pytorch-ood's state_dict key
 
-/// pytorch_ood.utils.pairwise_distances: |x|^2 + |c|^2 - 2 x.c, clamped at 0.
-at::Tensor pairwise_sq(const at::Tensor& x, const at::Tensor& c) {
-  const at::Tensor xn = x.pow(2).sum(1).view({-1, 1});
-  const at::Tensor cn = c.pow(2).sum(1).view({1, -1});
-  return (xn + cn - 2.0 * at::mm(x, c.t())).clamp_min(0);
-}
-
 class Cac final : public ood::Loss {
  public:
-  Cac(std::optional<std::int64_t> n_classes, double magnitude, double alpha, bool features, std::string n_pointer,
-      std::string emb_pointer)
+  Cac(std::optional<std::int64_t> n_classes, double magnitude, double alpha, ood::EmbeddingSource source,
+      std::string n_pointer, std::string emb_pointer)
       : n_classes_(n_classes),
         magnitude_(magnitude),
         alpha_(alpha),
-        features_(features),
+        source_(source),
         n_pointer_(std::move(n_pointer)),
         emb_pointer_(std::move(emb_pointer)) {
     if (n_classes_) make_anchors(*n_classes_);
@@ -65,10 +57,8 @@ class Cac final : public ood::Loss {
   void attach(ood::Model& model) override {
     const auto info = model.info();
     const std::int64_t c = info.num_classes;
-    if (n_classes_ && *n_classes_ != c)
-      throw ood::InvalidArgument(n_pointer_ + ": n_classes is " + std::to_string(*n_classes_) +
-                                 " but the model has " + std::to_string(c) + " classes");
-    const std::int64_t dim = features_ ? info.feature_dim : c;
+    ood::check_class_count(n_classes_, c, n_pointer_);
+    const std::int64_t dim = ood::embedding_size(info, source_);
     if (dim != c)
       throw ood::InvalidArgument(emb_pointer_ + ": " + kName + " places its " + std::to_string(c) +
                                  " anchors in a space of n_classes dimensions, but the model's features have " +
@@ -106,36 +96,27 @@ class Cac final : public ood::Loss {
     if (z.size(1) != anchors_.size(1))
       throw ood::ShapeError(std::string(kName) + ": the embedding must be [N, " + std::to_string(anchors_.size(1)) +
                             "], got " + ood::describe_tensor(z));
-    return pairwise_sq(z, anchors_.to(z.device(), z.scalar_type()));
+    return ood::squared_distances(z, anchors_.to(z.device(), z.scalar_type()));
   }
 
-  const at::Tensor& embedding(ood::Views& views) const {
-    const at::Tensor& z = features_ ? views.features() : views.logits();
-    ood::require_floating(z, kName, features_ ? "features" : "logits", 2, "[N, D]");
-    return z;
-  }
+  const at::Tensor& embedding(ood::Views& views) const { return ood::select_embedding(views, source_, kName); }
 
-  bool uses_features() const { return features_; }
+  ood::EmbeddingSource source() const { return source_; }
 
  private:
   void make_anchors(std::int64_t c) { anchors_ = at::eye(c, at::kFloat) * magnitude_; }
 
   at::Tensor check_targets(const at::Tensor& z, const at::Tensor& targets) const {
-    if (at::isFloatingType(targets.scalar_type()) || targets.scalar_type() == at::kBool || targets.dim() != 1 ||
-        targets.size(0) != z.size(0))
-      throw ood::ShapeError(std::string(kName) + ": targets must be integers [N] matching the embedding " +
-                            ood::describe_tensor(z) + ", got " + ood::describe_tensor(targets));
-    const at::Tensor y = targets.to(z.device(), at::kLong);
+    const at::Tensor y = ood::integer_targets(z, targets, kName);
     const std::int64_t c = anchors_.defined() ? anchors_.size(0) : (n_classes_ ? *n_classes_ : z.size(1));
-    if ((y >= c).any().item<bool>())
-      throw ood::ShapeError(std::string(kName) + ": a target is >= the number of classes " + std::to_string(c));
+    ood::require_targets_below(y, c, kName);
     return y;
   }
 
   std::optional<std::int64_t> n_classes_;
   double magnitude_;
   double alpha_;
-  bool features_;
+  ood::EmbeddingSource source_;
   std::string n_pointer_;
   std::string emb_pointer_;
   at::Tensor anchors_;  // [C, C], fixed
@@ -151,7 +132,7 @@ class CacDetector final : public ood::Detector {
 
   ood::DetectorNeeds needs() const override {
     ood::DetectorNeeds n;
-    (loss_->uses_features() ? n.features : n.logits) = true;
+    ood::request_embedding(n, loss_->source());
     return n;
   }
   void attach(ood::Model& model) override { loss_->attach(model); }
@@ -165,27 +146,11 @@ class CacDetector final : public ood::Detector {
   std::string pointer_;
 };
 
-ood::TensorDict loss_entries(const std::filesystem::path& file) {
-  const ood::TensorDict all = ood::io::load_state_dict(file);
-  ood::TensorDict out;
-  for (const auto& [key, value] : all)
-    if (key.rfind("loss.", 0) == 0) out.set(key.substr(5), value);
-  return out;
-}
-
 std::shared_ptr<Cac> make_cac(const ood::Params& p) {
   std::optional<std::int64_t> n;
   if (p.has("n_classes")) n = p.get_int("n_classes");
   return std::make_shared<Cac>(n, p.get_float("magnitude"), p.has("alpha") ? p.get_float("alpha") : 1.0,
-                               p.get_string("embedding") == "features", p.pointer("n_classes"),
-                               p.pointer("embedding"));
-}
-
-ood::ParamSpec embedding_param() {
-  return ood::ParamSpec::choice("embedding", {"logits", "features"},
-                                "the embedding: the model's output (logits, as pytorch-ood's examples) or the "
-                                "penultimate features")
-      .default_value("logits");
+                               ood::embedding_source(p), p.pointer("n_classes"), p.pointer("embedding"));
 }
 
 void register_components(ood::Registrar& registrar) {
@@ -209,7 +174,7 @@ void register_components(ood::Registrar& registrar) {
       ood::ParamSpec::integer("n_classes", "number of classes C (default: the model's)").optional().min(2.0, false),
       ood::ParamSpec::real("magnitude", "magnitude of the class anchors").default_value(1.0).min(0.0, true),
       ood::ParamSpec::real("alpha", "weight of the anchor term").default_value(1.0).min(0.0, false),
-      embedding_param(),
+      ood::embedding_param(),
   };
   registrar.add_loss(info, [](const ood::Params& p, ood::Context&) { return make_cac(p); });
 
@@ -230,17 +195,12 @@ void register_components(ood::Registrar& registrar) {
       ood::ParamSpec::real("magnitude", "magnitude of the class anchors (without checkpoint)")
           .default_value(1.0)
           .min(0.0, true),
-      embedding_param(),
+      ood::embedding_param(),
   };
   registrar.add_detector(det, [](const ood::Params& p, ood::Context&) {
     auto loss = make_cac(p);
     if (p.has("checkpoint")) {
-      const auto file = p.get_path("checkpoint");
-      try {
-        loss->load_state(loss_entries(file));
-      } catch (const ood::StateError& e) {
-        throw ood::StateError(file.string() + ": " + e.what());
-      }
+      ood::restore_loss_state(*loss, p.get_path("checkpoint"));
     }
     return std::make_shared<CacDetector>(loss, p.base_pointer());
   });

@@ -3,52 +3,15 @@
 // test-side reference reproduces to validate itself and the plugin must not).
 #include "test_support.hpp"
 
+#include "loss_runs.hpp"
+#include "stub_models.hpp"
+
 #include "ood/error.hpp"
 #include "ood/io/torch_file.hpp"
 #include "ood/views.hpp"
 
 namespace ood::test {
 namespace {
-
-class StubModel final : public Model {
- public:
-  StubModel(std::int64_t classes, std::int64_t dim) : classes_(classes), dim_(dim) {}
-  at::Tensor features(const at::Tensor& x) override { return x; }
-  at::Tensor head(const at::Tensor& f) override { return f; }
-  void set_mode(ModelMode m) override { mode_ = m; }
-  ModelMode mode() const override { return mode_; }
-  void to(at::Device) override {}
-  at::Device device() const override { return at::kCPU; }
-  std::vector<at::Tensor> parameters() override { return {}; }
-  TensorDict state_dict() const override { return {}; }
-  void load_state_dict(const TensorDict&) override {}
-  ModelInfo info() const override {
-    ModelInfo i;
-    i.num_classes = classes_;
-    i.feature_dim = dim_;
-    return i;
-  }
-
- private:
-  std::int64_t classes_, dim_;
-  ModelMode mode_ = ModelMode::Train;
-};
-
-struct Result {
-  at::Tensor value, grad;
-};
-
-Result run(Loss& loss, const at::Tensor& z_in, const at::Tensor& y, bool features = false) {
-  at::Tensor z = z_in.detach().clone().requires_grad_(true);
-  Views v;
-  if (features)
-    v.set_features(z);
-  else
-    v.set_logits(z);
-  at::Tensor value = loss.forward(v, y);
-  (value.dim() == 0 ? value : value.sum()).backward();
-  return {value.detach(), z.grad()};
-}
 
 const auto& fx() {
   static const auto d = load_tensor_dict_file("reference/losses/cac.pt");
@@ -57,7 +20,7 @@ const auto& fx() {
 
 /// Independent float64 reference: d by broadcasting; `artefact` = pytorch-ood's columns
 /// 0..C-2 for every row, else every class but the target (the paper).
-Result reference(const at::Tensor& z_in, const at::Tensor& y, double magnitude, double alpha, bool artefact) {
+LossRun reference(const at::Tensor& z_in, const at::Tensor& y, double magnitude, double alpha, bool artefact) {
   at::Tensor z = z_in.detach().to(at::kDouble).clone().requires_grad_(true);
   const std::int64_t c = z.size(1);
   const at::Tensor anchors = at::eye(c, at::kDouble) * magnitude;
@@ -78,13 +41,13 @@ Result reference(const at::Tensor& z_in, const at::Tensor& y, double magnitude, 
   }
   at::Tensor value = n ? alpha * anchor_sum / n + tuplet_sum / n : z.sum() * 0;
   value.backward();
-  return {value.detach(), z.grad()};
+  return {value.detach(), z.grad(), at::Tensor()};
 }
 
 TEST(Cac, ReferenceReproducesPytorchOodArtefact) {
   const at::Tensor z = tensor_of(fx(), "inputs_z"), y = tensor_of(fx(), "inputs_y");
   for (auto [key, mag, alpha] : {std::tuple<std::string, double, double>{"default", 1.0, 1.0}, {"custom", 5.0, 0.2}}) {
-    const Result r = reference(z, y, mag, alpha, true);
+    const LossRun r = reference(z, y, mag, alpha, true);
     EXPECT_TRUE(all_close(r.value, tensor_of(fx(), key + "_value_f64"), 1e-10, 1e-12)) << key;
     EXPECT_TRUE(all_close(r.grad, tensor_of(fx(), key + "_grad_z_f64"), 1e-10, 1e-12)) << key;
   }
@@ -97,12 +60,12 @@ TEST(Cac, FollowsThePaperNotThePytorchOodArtefact) {
        {std::tuple<std::string, std::string, double, double>{"default", R"({"n_classes": 5})", 1.0, 1.0},
         {"custom", R"({"n_classes": 5, "magnitude": 5.0, "alpha": 0.2})", 5.0, 0.2}}) {
     auto loss = make_loss("cac", params);
-    const Result def = reference(z, y, mag, alpha, false);
-    const Result r32 = run(*loss, z, y);
+    const LossRun def = reference(z, y, mag, alpha, false);
+    const LossRun r32 = run_loss(*loss, z, y);
     EXPECT_EQ(r32.value.scalar_type(), at::kFloat);
     EXPECT_TRUE(all_close(r32.value, def.value, 1e-5, 1e-6)) << key;
     EXPECT_TRUE(all_close(r32.grad, def.grad, 1e-5, 1e-6)) << key;
-    const Result r64 = run(*loss, z.to(at::kDouble), y);
+    const LossRun r64 = run_loss(*loss, z.to(at::kDouble), y);
     EXPECT_TRUE(all_close(r64.value, def.value, 1e-10, 1e-12)) << key;
     EXPECT_TRUE(all_close(r64.grad, def.grad, 1e-10, 1e-12)) << key;
     // not pytorch-ood's value: the artefact changes the value by far more than the tolerance
@@ -116,15 +79,15 @@ TEST(Cac, RowsOfTheLastClassEqualPytorchOod) {
   const at::Tensor z = tensor_of(fx(), "inputs_z"), y = tensor_of(fx(), "inputs_y");
   const at::Tensor y_last = at::where(y == 4, y, at::full_like(y, -1));
   auto loss = make_loss("cac", R"({"n_classes": 5, "magnitude": 5.0, "alpha": 0.2})");
-  const Result lib = reference(z, y_last, 5.0, 0.2, true);
-  const Result r = run(*loss, z.to(at::kDouble), y_last);
+  const LossRun lib = reference(z, y_last, 5.0, 0.2, true);
+  const LossRun r = run_loss(*loss, z.to(at::kDouble), y_last);
   EXPECT_TRUE(all_close(r.value, lib.value, 1e-10, 1e-12));
   EXPECT_TRUE(all_close(r.grad, lib.grad, 1e-10, 1e-12));
 }
 
 TEST(Cac, AllOodGivesZero) {
   auto loss = make_loss("cac", R"({"n_classes": 5})");
-  const Result r = run(*loss, tensor_of(fx(), "inputs_z"), tensor_of(fx(), "inputs_y_ood"));
+  const LossRun r = run_loss(*loss, tensor_of(fx(), "inputs_z"), tensor_of(fx(), "inputs_y_ood"));
   EXPECT_TRUE(all_close(r.value, tensor_of(fx(), "all_ood_value"), 1e-5, 1e-6));
   EXPECT_EQ(r.grad.abs().max().item<float>(), 0.0f);
 }
@@ -132,7 +95,7 @@ TEST(Cac, AllOodGivesZero) {
 TEST(Cac, HandComputedCase) {
   // C = 2, magnitude 1: z = (0, 0), y = 0 -> d = (1, 1); loss = alpha * 1 + log(1 + e^0)
   auto loss = make_loss("cac", R"({"n_classes": 2, "alpha": 0.5})");
-  const Result r = run(*loss, at::zeros({1, 2}, at::kDouble), at::zeros({1}, at::kLong));
+  const LossRun r = run_loss(*loss, at::zeros({1, 2}, at::kDouble), at::zeros({1}, at::kLong));
   EXPECT_NEAR(r.value.item<double>(), 0.5 + std::log(2.0), 1e-12);
   // d loss / d z = 0.5 * dd_0/dz + 0.5 * (dd_0/dz - dd_1/dz); dd_k/dz = 2 (z - a_k)
   EXPECT_TRUE(all_close(r.grad, at::tensor({-2.0, 1.0}, at::kDouble).view({1, 2}), 1e-12, 1e-12));
@@ -140,7 +103,7 @@ TEST(Cac, HandComputedCase) {
 
 TEST(Cac, DetectorMatchesPytorchOodScore) {
   const at::Tensor z = tensor_of(fx(), "inputs_z");
-  StubModel model(5, 5);
+  IdentityModel model(5, 5);
   for (auto [key, params] : {std::pair<std::string, std::string>{"default", "{}"}, {"custom", R"({"magnitude": 5.0})"}}) {
     auto det = make_detector("cac", params);
     det->attach(model);
@@ -151,7 +114,7 @@ TEST(Cac, DetectorMatchesPytorchOodScore) {
 TEST(Cac, DetectorReadsTheAnchorsFromTheCheckpoint) {
   const auto dir = temp_dir("cac_checkpoint");
   auto loss = make_loss("cac", R"({"magnitude": 5.0})");
-  StubModel model(5, 5);
+  IdentityModel model(5, 5);
   loss->attach(model);
   TensorDict file;
   file.set("model.w", at::zeros({2}));
@@ -167,7 +130,7 @@ TEST(Cac, DetectorReadsTheAnchorsFromTheCheckpoint) {
   EXPECT_THROW(make_detector("cac", R"({"checkpoint": ")" + (dir / "model_only.pt").string() + "\"}"), StateError);
   EXPECT_THROW(make_detector("cac", R"({"checkpoint": ")" + (dir / "absent.pt").string() + "\"}"), FileError);
   auto det3 = make_detector("cac", R"({"checkpoint": ")" + (dir / "train.pt").string() + "\"}");
-  StubModel three(3, 3);
+  IdentityModel three(3, 3);
   EXPECT_THROW(det3->attach(three), InvalidArgument);
 }
 
@@ -176,7 +139,7 @@ TEST(Cac, StateRoundTrip) {
   auto restored = make_loss("cac", R"({"n_classes": 5})");
   restored->load_state(loss->state());
   const at::Tensor z = tensor_of(fx(), "inputs_z"), y = tensor_of(fx(), "inputs_y");
-  EXPECT_TRUE(all_close(run(*restored, z, y).value, run(*loss, z, y).value, 0, 0));
+  EXPECT_TRUE(all_close(run_loss(*restored, z, y).value, run_loss(*loss, z, y).value, 0, 0));
   EXPECT_EQ(loss->parameters().size(), 0u);  // fixed anchors
   TensorDict bad;
   bad.set("anchors", at::eye(5));
@@ -188,26 +151,26 @@ TEST(Cac, StateRoundTrip) {
 
 TEST(Cac, TakesTheClassesFromTheModelAndChecksThem) {
   auto loss = make_loss("cac");
-  StubModel model(3, 7);
+  IdentityModel model(3, 7);
   loss->attach(model);
-  const Result r = run(*loss, at::randn({4, 3}), at::tensor({0, 1, 2, -1}, at::kLong));
+  const LossRun r = run_loss(*loss, at::randn({4, 3}), at::tensor({0, 1, 2, -1}, at::kLong));
   EXPECT_TRUE(std::isfinite(r.value.item<float>()));
   EXPECT_THROW(make_loss("cac", R"({"n_classes": 4})")->attach(model), InvalidArgument);
   EXPECT_THROW(make_loss("cac", R"({"embedding": "features"})")->attach(model), InvalidArgument);  // 7 != 3
   auto on_features = make_loss("cac", R"({"embedding": "features"})");
-  StubModel square(3, 3);
+  IdentityModel square(3, 3);
   on_features->attach(square);
-  EXPECT_TRUE(std::isfinite(run(*on_features, at::randn({4, 3}), at::tensor({0, 1, 2, -1}, at::kLong), true)
+  EXPECT_TRUE(std::isfinite(run_loss(*on_features, at::randn({4, 3}), at::tensor({0, 1, 2, -1}, at::kLong), true)
                                 .value.item<float>()));
 }
 
 TEST(Cac, RefusesBadTargets) {
   auto loss = make_loss("cac", R"({"n_classes": 5})");
   const at::Tensor z = tensor_of(fx(), "inputs_z");
-  EXPECT_THROW(run(*loss, z, at::zeros({12})), ShapeError);                  // float targets
-  EXPECT_THROW(run(*loss, z, at::zeros({11}, at::kLong)), ShapeError);       // wrong size
-  EXPECT_THROW(run(*loss, z, at::full({12}, 5, at::kLong)), ShapeError);     // class index >= C
-  EXPECT_THROW(run(*loss, at::randn({12, 4}), at::zeros({12}, at::kLong)), ShapeError);  // wrong embedding size
+  EXPECT_THROW(run_loss(*loss, z, at::zeros({12})), ShapeError);                  // float targets
+  EXPECT_THROW(run_loss(*loss, z, at::zeros({11}, at::kLong)), ShapeError);       // wrong size
+  EXPECT_THROW(run_loss(*loss, z, at::full({12}, 5, at::kLong)), ShapeError);     // class index >= C
+  EXPECT_THROW(run_loss(*loss, at::randn({12, 4}), at::zeros({12}, at::kLong)), ShapeError);  // wrong embedding size
   EXPECT_THROW(make_loss("cac", R"({"magnitude": 0})"), InvalidArgument);
 }
 

@@ -10,47 +10,36 @@
 // Recognition", ECCV 2016.
 #include <ATen/ATen.h>
 
-#include <optional>
-
-#include "ood/checks.hpp"
 #include "ood/detector.hpp"
-#include "ood/error.hpp"
-#include "ood/io/torch_file.hpp"
 #include "ood/loss.hpp"
+#include "ood/loss_support.hpp"
 #include "ood/model.hpp"
 #include "ood/plugin.hpp"
 #include "ood/random.hpp"
-#include "ood/views.hpp"
 
 namespace {
 
 constexpr const char* kName = "center";
 constexpr const char* kCenters = "_centers._params";  // pytorch-ood's state_dict key
 
-at::Tensor pairwise_sq(const at::Tensor& x, const at::Tensor& c) {
-  const at::Tensor xn = x.pow(2).sum(1).view({-1, 1});
-  const at::Tensor cn = c.pow(2).sum(1).view({1, -1});
-  return (xn + cn - 2.0 * at::mm(x, c.t())).clamp_min(0);
-}
-
 struct Config {
-  std::optional<std::int64_t> n_classes, n_dim;
+  ood::CenterSizes sizes;
   double magnitude = 1.0, radius = 0.0;
-  bool fixed = false, features = false;
+  bool fixed = false;
+  ood::EmbeddingSource source = ood::EmbeddingSource::Logits;
   std::uint64_t seed = 0;
-  std::string n_classes_pointer, n_dim_pointer;
 };
 
 class Center final : public ood::Loss {
  public:
-  explicit Center(Config cfg) : cfg_(std::move(cfg)) {
-    if (cfg_.n_classes && cfg_.n_dim) init_centers(*cfg_.n_classes, *cfg_.n_dim);
+  explicit Center(Config cfg) : cfg_(std::move(cfg)), table_(kName, kCenters, "n_dim", cfg_.source, cfg_.sizes) {
+    if (table_.n_classes() && table_.n_dim()) init_centers(*table_.n_classes(), *table_.n_dim());
   }
 
   at::Tensor forward(ood::Views& views, const at::Tensor& targets) override {
-    const at::Tensor& z = embedding(views);
-    const at::Tensor dm = distances(z);
-    const at::Tensor y = check_targets(z, targets);
+    const at::Tensor& z = table_.embedding(views);
+    const at::Tensor dm = table_.distances(z);
+    const at::Tensor y = table_.targets(z, targets);
     const at::Tensor known = y >= 0;
     if (!known.any().item<bool>()) return dm.sum() * 0.0;  // pytorch-ood: 0 (here with a graph)
     const at::Tensor dk = dm.index({known});
@@ -59,142 +48,31 @@ class Center final : public ood::Loss {
   }
 
   std::vector<at::Tensor> parameters() override {
-    if (cfg_.fixed || !centers_.defined()) return {};
-    return {centers_};
+    if (cfg_.fixed || !table_.defined()) return {};
+    return {table_.centers()};
   }
 
   void attach(ood::Model& model) override {
-    const auto info = model.info();
-    const std::int64_t c = info.num_classes;
-    const std::int64_t d = cfg_.features ? info.feature_dim : info.num_classes;
-    if (cfg_.n_classes && *cfg_.n_classes != c)
-      throw ood::InvalidArgument(cfg_.n_classes_pointer + ": n_classes is " + std::to_string(*cfg_.n_classes) +
-                                 " but the model has " + std::to_string(c) + " classes");
-    if (cfg_.n_dim && *cfg_.n_dim != d)
-      throw ood::InvalidArgument(cfg_.n_dim_pointer + ": n_dim is " + std::to_string(*cfg_.n_dim) +
-                                 " but the embedding (" + (cfg_.features ? "features" : "logits") + ") has " +
-                                 std::to_string(d) + " dimensions");
-    if (centers_.defined() && (centers_.size(0) != c || centers_.size(1) != d))
-      throw ood::InvalidArgument(cfg_.n_classes_pointer + ": " + kName + " has centres " + ood::describe_tensor(centers_) + " but the model needs [" +
-                                 std::to_string(c) + ", " + std::to_string(d) + "]");
-    cfg_.n_classes = c;
-    cfg_.n_dim = d;
-    if (!centers_.defined()) init_centers(c, d);
+    table_.attach(model);
+    if (!table_.defined()) init_centers(*table_.n_classes(), *table_.n_dim());
   }
 
-  ood::TensorDict state() const override {
-    ood::TensorDict s;
-    if (centers_.defined()) s.set(kCenters, centers_.detach().clone());
-    return s;
-  }
+  ood::TensorDict state() const override { return table_.state(); }
+  void load_state(const ood::TensorDict& state) override { table_.load(state, /*requires_grad=*/!cfg_.fixed); }
 
-  void load_state(const ood::TensorDict& state) override {
-    if (state.size() != 1 || !state.contains(kCenters))
-      throw ood::StateError(std::string(kName) + ": expected a state holding one tensor, '" + kCenters + "'");
-    const at::Tensor& c = state.at(kCenters);
-    if (!at::isFloatingType(c.scalar_type()) || c.dim() != 2 || (cfg_.n_classes && c.size(0) != *cfg_.n_classes) ||
-        (cfg_.n_dim && c.size(1) != *cfg_.n_dim))
-      throw ood::StateError(std::string(kName) + ": state '" + kCenters + "' must be floating [" +
-                            (cfg_.n_classes ? std::to_string(*cfg_.n_classes) : "C") + ", " +
-                            (cfg_.n_dim ? std::to_string(*cfg_.n_dim) : "D") + "], got " + ood::describe_tensor(c));
-    at::NoGradGuard no_grad;
-    if (centers_.defined() && centers_.sizes() == c.sizes() && centers_.scalar_type() == c.scalar_type()) {
-      centers_.copy_(c);  // in place: an optimiser holding the parameter keeps it
-    } else {
-      centers_ = c.detach().clone();
-      if (!cfg_.fixed) centers_.requires_grad_(true);
-    }
-    cfg_.n_classes = c.size(0);
-    cfg_.n_dim = c.size(1);
-  }
-
-  /// Squared distances of the embedding to every centre [N, C].
-  at::Tensor distances(const at::Tensor& z) const {
-    if (!centers_.defined())
-      throw ood::StateError(std::string(kName) +
-                            ": the number of classes or the embedding size is unknown (attach the loss to a model)");
-    if (z.size(1) != centers_.size(1))
-      throw ood::ShapeError(std::string(kName) + ": the embedding must be [N, " + std::to_string(centers_.size(1)) +
-                            "], got " + ood::describe_tensor(z));
-    return pairwise_sq(z, centers_.to(z.device(), z.scalar_type()));
-  }
-
-  const at::Tensor& embedding(ood::Views& views) const {
-    const at::Tensor& z = cfg_.features ? views.features() : views.logits();
-    ood::require_floating(z, kName, cfg_.features ? "features" : "logits", 2, "[N, D]");
-    return z;
-  }
-
-  bool uses_features() const { return cfg_.features; }
+  const ood::CenterTable& centers() const { return table_; }
 
  private:
   void init_centers(std::int64_t c, std::int64_t d) {
-    if (c == d) {
-      centers_ = at::eye(c, at::kFloat);
-      if (cfg_.fixed) centers_ = centers_ * cfg_.magnitude;
-    } else {
-      at::Generator gen = ood::make_generator(cfg_.seed);
-      centers_ = at::randn({c, d}, gen, at::kFloat);
-    }
-    if (!cfg_.fixed) centers_.requires_grad_(true);
-  }
-
-  at::Tensor check_targets(const at::Tensor& z, const at::Tensor& targets) const {
-    if (at::isFloatingType(targets.scalar_type()) || targets.scalar_type() == at::kBool || targets.dim() != 1 ||
-        targets.size(0) != z.size(0))
-      throw ood::ShapeError(std::string(kName) + ": targets must be integers [N] matching the embedding " +
-                            ood::describe_tensor(z) + ", got " + ood::describe_tensor(targets));
-    const at::Tensor y = targets.to(z.device(), at::kLong);
-    const std::int64_t c = centers_.size(0);
-    if ((y >= c).any().item<bool>())
-      throw ood::ShapeError(std::string(kName) + ": a target is >= the number of classes " + std::to_string(c));
-    return y;
+    at::Tensor centers = ood::CenterTable::initial(c, d, cfg_.seed);
+    if (c == d && cfg_.fixed) centers = centers * cfg_.magnitude;  // magnitude scales fixed eye() centres only
+    if (!cfg_.fixed) centers.requires_grad_(true);
+    table_.centers() = centers;
   }
 
   Config cfg_;
-  at::Tensor centers_;  // [C, D]
+  ood::CenterTable table_;  // [C, D]
 };
-
-class CenterDetector final : public ood::Detector {
- public:
-  CenterDetector(std::shared_ptr<Center> loss, std::string file) : loss_(std::move(loss)), file_(std::move(file)) {}
-
-  ood::DetectorNeeds needs() const override {
-    ood::DetectorNeeds n;
-    (loss_->uses_features() ? n.features : n.logits) = true;
-    return n;
-  }
-  void attach(ood::Model& model) override {
-    try {
-      loss_->attach(model);
-    } catch (const ood::InvalidArgument& e) {
-      throw ood::InvalidArgument(std::string(e.what()) + " (centres from " + file_ + ")");
-    }
-  }
-  at::Tensor score(ood::Views& views) override {
-    at::NoGradGuard no_grad;
-    return std::get<0>(loss_->distances(loss_->embedding(views)).min(1));
-  }
-
- private:
-  std::shared_ptr<Center> loss_;
-  std::string file_;
-};
-
-ood::TensorDict loss_entries(const std::filesystem::path& file) {
-  const ood::TensorDict all = ood::io::load_state_dict(file);
-  ood::TensorDict out;
-  for (const auto& [key, value] : all)
-    if (key.rfind("loss.", 0) == 0) out.set(key.substr(5), value);
-  return out;
-}
-
-ood::ParamSpec embedding_param() {
-  return ood::ParamSpec::choice("embedding", {"logits", "features"},
-                                "the embedding: the model's output (logits, as pytorch-ood's examples) or the "
-                                "penultimate features")
-      .default_value("logits");
-}
 
 void register_components(ood::Registrar& registrar) {
   ood::ComponentInfo info;
@@ -222,19 +100,16 @@ void register_components(ood::Registrar& registrar) {
           .min(0.0, false),
       ood::ParamSpec::boolean("fixed", "keep the centres at their initial position (not learnable)")
           .default_value(false),
-      embedding_param(),
+      ood::embedding_param(),
   };
   registrar.add_loss(info, [](const ood::Params& p, ood::Context& ctx) {
     Config cfg;
-    if (p.has("n_classes")) cfg.n_classes = p.get_int("n_classes");
-    if (p.has("n_dim")) cfg.n_dim = p.get_int("n_dim");
+    cfg.sizes = ood::CenterSizes::from_params(p, "n_dim");
     cfg.magnitude = p.get_float("magnitude");
     cfg.radius = p.get_float("radius");
     cfg.fixed = p.get_bool("fixed");
-    cfg.features = p.get_string("embedding") == "features";
+    cfg.source = ood::embedding_source(p);
     cfg.seed = ood::component_seed(p, ctx, kName);
-    cfg.n_classes_pointer = p.pointer("n_classes");
-    cfg.n_dim_pointer = p.pointer("n_dim");
     return std::make_shared<Center>(std::move(cfg));
   });
 
@@ -250,22 +125,15 @@ void register_components(ood::Registrar& registrar) {
       "was trained on. pytorch-ood's examples score centre losses with the minimum distance.";
   det.params = {
       ood::ParamSpec::path("checkpoint", "training state file holding loss._centers._params"),
-      embedding_param(),
+      ood::embedding_param(),
   };
   registrar.add_detector(det, [](const ood::Params& p, ood::Context&) {
     Config cfg;
+    cfg.sizes = ood::CenterSizes::from_checkpoint(p);
     cfg.fixed = true;
-    cfg.features = p.get_string("embedding") == "features";
-    cfg.n_classes_pointer = p.pointer("checkpoint");
-    cfg.n_dim_pointer = p.pointer("checkpoint");
+    cfg.source = ood::embedding_source(p);
     auto loss = std::make_shared<Center>(cfg);
-    const auto file = p.get_path("checkpoint");
-    try {
-      loss->load_state(loss_entries(file));
-    } catch (const ood::StateError& e) {
-      throw ood::StateError(file.string() + ": " + e.what());
-    }
-    return std::make_shared<CenterDetector>(loss, file.string());
+    return ood::NearestCenterDetector::from_checkpoint(loss, loss->centers(), p.get_path("checkpoint"));
   });
 }
 

@@ -2,55 +2,15 @@
 // respect to the embedding and the learnable centres, float32 and float64).
 #include "test_support.hpp"
 
+#include "loss_runs.hpp"
+#include "stub_models.hpp"
+
 #include "ood/error.hpp"
 #include "ood/io/torch_file.hpp"
 #include "ood/views.hpp"
 
 namespace ood::test {
 namespace {
-
-class StubModel final : public Model {
- public:
-  StubModel(std::int64_t classes, std::int64_t dim) : classes_(classes), dim_(dim) {}
-  at::Tensor features(const at::Tensor& x) override { return x; }
-  at::Tensor head(const at::Tensor& f) override { return f; }
-  void set_mode(ModelMode m) override { mode_ = m; }
-  ModelMode mode() const override { return mode_; }
-  void to(at::Device) override {}
-  at::Device device() const override { return at::kCPU; }
-  std::vector<at::Tensor> parameters() override { return {}; }
-  TensorDict state_dict() const override { return {}; }
-  void load_state_dict(const TensorDict&) override {}
-  ModelInfo info() const override {
-    ModelInfo i;
-    i.num_classes = classes_;
-    i.feature_dim = dim_;
-    return i;
-  }
-
- private:
-  std::int64_t classes_, dim_;
-  ModelMode mode_ = ModelMode::Train;
-};
-
-struct Result {
-  at::Tensor value, grad, grad_centers;
-};
-
-Result run(Loss& loss, const at::Tensor& z_in, const at::Tensor& y, bool features = false) {
-  at::Tensor z = z_in.detach().clone().requires_grad_(true);
-  for (auto& p : loss.parameters())
-    if (p.grad().defined()) p.mutable_grad().zero_();
-  Views v;
-  if (features)
-    v.set_features(z);
-  else
-    v.set_logits(z);
-  at::Tensor value = loss.forward(v, y);
-  (value.dim() == 0 ? value : value.sum()).backward();
-  const auto params = loss.parameters();
-  return {value.detach(), z.grad(), params.empty() ? at::Tensor() : params[0].grad()};
-}
 
 const auto& fx() {
   static const auto d = load_tensor_dict_file("reference/losses/center.pt");
@@ -82,11 +42,11 @@ TEST(Center, MatchesPytorchOodForEveryCase) {
       auto loss = make_loss("center", params);
       loss->load_state(centers_state(f64 ? init.to(at::kDouble) : init));
       ASSERT_EQ(loss->parameters().size(), learnable ? 1u : 0u) << key;
-      const Result r = run(*loss, f64 ? z.to(at::kDouble) : z, y);
+      const LossRun r = run_loss(*loss, f64 ? z.to(at::kDouble) : z, y);
       EXPECT_TRUE(all_close(r.value, tensor_of(fx(), key + "_value" + sfx), rtol, atol)) << key << sfx;
       EXPECT_TRUE(all_close(r.grad, tensor_of(fx(), key + "_grad_z" + sfx), rtol, atol)) << key << sfx;
       if (learnable) {
-        EXPECT_TRUE(all_close(r.grad_centers, tensor_of(fx(), key + "_grad_param__centers__params" + sfx), rtol, atol))
+        EXPECT_TRUE(all_close(r.grad_param, tensor_of(fx(), key + "_grad_param__centers__params" + sfx), rtol, atol))
             << key << sfx;
       }
     }
@@ -118,7 +78,7 @@ TEST(Center, DistancesScoreTheDetector) {
     const bool feats = key == "random";  // 3-D embedding: score the features of a (5 classes, 3 features) model
     auto det = make_detector("center", std::string(R"({"embedding": ")") + (feats ? "features" : "logits") +
                                            R"(", "checkpoint": ")" + (dir / (key + ".pt")).string() + "\"}");
-    StubModel model(5, z.size(1));
+    IdentityModel model(5, z.size(1));
     det->attach(model);
     const at::Tensor s = feats ? score_views(*det, z, at::Tensor()) : score_logits(*det, z);
     EXPECT_TRUE(all_close(s, std::get<0>(dist.min(1)), 1e-5, 1e-6)) << key;
@@ -129,7 +89,7 @@ TEST(Center, DistancesScoreTheDetector) {
   io::save_tensor_dict(dir / "model_only.pt", no_loss);
   EXPECT_THROW(make_detector("center", R"({"checkpoint": ")" + (dir / "model_only.pt").string() + "\"}"), StateError);
   auto det = make_detector("center", R"({"checkpoint": ")" + (dir / "random.pt").string() + "\"}");
-  StubModel wrong(5, 5);
+  IdentityModel wrong(5, 5);
   EXPECT_THROW(det->attach(wrong), InvalidArgument);  // logits have 5 dims, centres 3
 }
 
@@ -142,7 +102,7 @@ TEST(Center, StateRoundTripKeepsTheOptimisersTensor) {
   EXPECT_TRUE(loss->parameters().at(0).is_same(param));  // copied in place
   EXPECT_TRUE(all_close(loss->state().at("_centers._params"), other->state().at("_centers._params"), 0, 0));
   const at::Tensor z = at::randn({6, 3}), y = at::tensor({0, 1, 2, 3, -1, 0}, at::kLong);
-  EXPECT_TRUE(all_close(run(*loss, z, y).value, run(*other, z, y).value, 0, 0));
+  EXPECT_TRUE(all_close(run_loss(*loss, z, y).value, run_loss(*other, z, y).value, 0, 0));
   TensorDict bad;
   bad.set("centers", at::zeros({4, 3}));
   EXPECT_THROW(loss->load_state(bad), StateError);
@@ -153,15 +113,15 @@ TEST(Center, HandComputedCaseAndSgdStep) {
   // centres (0,0), (2,0); z = (1,1) of class 1, radius 0.5: d = 2, loss = (2 - 0.5) / (1 * 2) entries
   auto loss = make_loss("center", R"({"n_classes": 2, "n_dim": 2, "radius": 0.5})");
   loss->load_state(centers_state(at::tensor({0.0, 0.0, 2.0, 0.0}, at::kDouble).view({2, 2})));
-  const Result r = run(*loss, at::tensor({1.0, 1.0}, at::kDouble).view({1, 2}), at::ones({1}, at::kLong));
+  const LossRun r = run_loss(*loss, at::tensor({1.0, 1.0}, at::kDouble).view({1, 2}), at::ones({1}, at::kLong));
   EXPECT_NEAR(r.value.item<double>(), 0.75 + 0.5e-12, 1e-15);
   // d/dz = 2 (z - mu_1) / 2 = (-1, 1); d/dmu_1 = (1, -1), d/dmu_0 = 0
   EXPECT_TRUE(all_close(r.grad, at::tensor({-1.0, 1.0}, at::kDouble).view({1, 2}), 1e-12, 1e-12));
-  EXPECT_TRUE(all_close(r.grad_centers, at::tensor({0.0, 0.0, 1.0, -1.0}, at::kDouble).view({2, 2}), 1e-12, 1e-12));
+  EXPECT_TRUE(all_close(r.grad_param, at::tensor({0.0, 0.0, 1.0, -1.0}, at::kDouble).view({2, 2}), 1e-12, 1e-12));
 }
 
 TEST(Center, TakesSizesFromTheModelAndChecksThem) {
-  StubModel model(4, 6);
+  IdentityModel model(4, 6);
   auto on_logits = make_loss("center");
   on_logits->attach(model);
   EXPECT_EQ(on_logits->state().at("_centers._params").sizes(), at::IntArrayRef({4, 4}));
@@ -169,21 +129,21 @@ TEST(Center, TakesSizesFromTheModelAndChecksThem) {
   on_features->attach(model);
   EXPECT_EQ(on_features->state().at("_centers._params").sizes(), at::IntArrayRef({4, 6}));
   EXPECT_TRUE(std::isfinite(
-      run(*on_features, at::randn({5, 6}), at::tensor({0, 1, 2, 3, -1}, at::kLong), true).value.item<float>()));
+      run_loss(*on_features, at::randn({5, 6}), at::tensor({0, 1, 2, 3, -1}, at::kLong), true).value.item<float>()));
   EXPECT_THROW(make_loss("center", R"({"n_classes": 3})")->attach(model), InvalidArgument);
   EXPECT_THROW(make_loss("center", R"({"n_dim": 6})")->attach(model), InvalidArgument);  // logits have 4
-  EXPECT_THROW(run(*make_loss("center"), at::randn({2, 4}), at::zeros({2}, at::kLong)), StateError);  // not attached
+  EXPECT_THROW(run_loss(*make_loss("center"), at::randn({2, 4}), at::zeros({2}, at::kLong)), StateError);  // not attached
 }
 
 TEST(Center, AllOodAndBadTargets) {
   auto loss = make_loss("center", R"({"n_classes": 5, "n_dim": 3})");
-  const Result r = run(*loss, at::randn({3, 3}), at::full({3}, -1, at::kLong));
+  const LossRun r = run_loss(*loss, at::randn({3, 3}), at::full({3}, -1, at::kLong));
   EXPECT_EQ(r.value.item<float>(), 0.0f);
   EXPECT_EQ(r.grad.abs().max().item<float>(), 0.0f);
-  EXPECT_THROW(run(*loss, at::randn({3, 3}), at::zeros({3})), ShapeError);
-  EXPECT_THROW(run(*loss, at::randn({3, 3}), at::zeros({2}, at::kLong)), ShapeError);
-  EXPECT_THROW(run(*loss, at::randn({3, 3}), at::full({3}, 5, at::kLong)), ShapeError);
-  EXPECT_THROW(run(*loss, at::randn({3, 4}), at::zeros({3}, at::kLong)), ShapeError);
+  EXPECT_THROW(run_loss(*loss, at::randn({3, 3}), at::zeros({3})), ShapeError);
+  EXPECT_THROW(run_loss(*loss, at::randn({3, 3}), at::zeros({2}, at::kLong)), ShapeError);
+  EXPECT_THROW(run_loss(*loss, at::randn({3, 3}), at::full({3}, 5, at::kLong)), ShapeError);
+  EXPECT_THROW(run_loss(*loss, at::randn({3, 4}), at::zeros({3}, at::kLong)), ShapeError);
 }
 
 }  // namespace

@@ -20,6 +20,7 @@
 #include "ood/error.hpp"
 #include "ood/io/torch_file.hpp"
 #include "ood/loss.hpp"
+#include "ood/loss_support.hpp"
 #include "ood/model.hpp"
 #include "ood/plugin.hpp"
 #include "ood/random.hpp"
@@ -53,13 +54,8 @@ class Confidence final : public ood::Loss {
     if (features.size(0) != logits.size(0))
       throw ood::ShapeError(std::string(kName) + ": features " + ood::describe_tensor(features) + " and logits " +
                             ood::describe_tensor(logits) + " differ in the number of samples");
-    if (at::isFloatingType(targets.scalar_type()) || targets.scalar_type() == at::kBool || targets.dim() != 1 ||
-        targets.size(0) != logits.size(0))
-      throw ood::ShapeError(std::string(kName) + ": targets must be integers [N] matching logits " +
-                            ood::describe_tensor(logits) + ", got " + ood::describe_tensor(targets));
-    if (targets.numel() > 0 && (targets >= logits.size(1)).any().item<bool>())
-      throw ood::ShapeError(std::string(kName) + ": a target is >= the number of classes " +
-                            std::to_string(logits.size(1)));
+    ood::require_sample_targets(targets, logits, "logits", kName);
+    ood::require_targets_below(targets, logits.size(1), kName);
     if (!weight_.defined()) create(features.size(1), features.device());  // offline use without attach()
     if (features.size(1) != weight_.size(1))
       throw ood::ShapeError(std::string(kName) + ": features " + ood::describe_tensor(features) +

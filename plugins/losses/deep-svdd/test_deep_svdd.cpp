@@ -3,8 +3,8 @@
 // detector's distance.
 #include "test_support.hpp"
 
-#include <iomanip>
-#include <sstream>
+#include "loss_runs.hpp"
+#include "stub_models.hpp"
 
 #include "ood/error.hpp"
 #include "ood/io/torch_file.hpp"
@@ -13,56 +13,9 @@
 namespace ood::test {
 namespace {
 
-class StubModel final : public Model {
- public:
-  StubModel(std::int64_t classes, std::int64_t dim) : classes_(classes), dim_(dim) {}
-  at::Tensor features(const at::Tensor& x) override { return x; }
-  at::Tensor head(const at::Tensor& f) override { return f; }
-  void set_mode(ModelMode m) override { mode_ = m; }
-  ModelMode mode() const override { return mode_; }
-  void to(at::Device) override {}
-  at::Device device() const override { return at::kCPU; }
-  std::vector<at::Tensor> parameters() override { return {}; }
-  TensorDict state_dict() const override { return {}; }
-  void load_state_dict(const TensorDict&) override {}
-  ModelInfo info() const override {
-    ModelInfo i;
-    i.num_classes = classes_;
-    i.feature_dim = dim_;
-    return i;
-  }
-
- private:
-  std::int64_t classes_, dim_;
-  ModelMode mode_ = ModelMode::Train;
-};
-
-struct Result {
-  at::Tensor value, grad;
-};
-
-Result run(Loss& loss, const at::Tensor& z_in, const at::Tensor& y) {
-  at::Tensor z = z_in.detach().clone().requires_grad_(true);
-  Views v;
-  v.set_logits(z);
-  at::Tensor value = loss.forward(v, y);
-  (value.dim() == 0 ? value : value.sum()).backward();
-  return {value.detach(), z.grad()};
-}
-
 const auto& fx() {
   static const auto d = load_tensor_dict_file("reference/losses/deep_svdd.pt");
   return d;
-}
-
-/// A float32 tensor as a JSON list (9 significant digits: exact for float32).
-std::string json_list(const at::Tensor& t) {
-  std::ostringstream os;
-  os << std::setprecision(9) << "[";
-  const at::Tensor f = t.reshape(-1).to(at::kFloat);
-  for (std::int64_t i = 0; i < f.numel(); ++i) os << (i ? ", " : "") << f[i].item<float>();
-  os << "]";
-  return os.str();
 }
 
 TEST(DeepSvdd, MatchesPytorchOodForEveryCase) {
@@ -83,7 +36,7 @@ TEST(DeepSvdd, MatchesPytorchOodForEveryCase) {
     for (const bool f64 : {false, true}) {
       const std::string sfx = f64 ? "_f64" : "";
       const double rtol = f64 ? 1e-10 : 1e-5, atol = f64 ? 1e-12 : 1e-6;
-      const Result r = run(*loss, f64 ? x.to(at::kDouble) : x, targets);
+      const LossRun r = run_loss(*loss, f64 ? x.to(at::kDouble) : x, targets);
       EXPECT_TRUE(all_close(r.value, tensor_of(fx(), key + "_value" + sfx), rtol, atol)) << key << sfx;
       EXPECT_TRUE(all_close(r.grad, tensor_of(fx(), key + "_grad_x" + sfx), rtol, atol)) << key << sfx;
     }
@@ -93,7 +46,7 @@ TEST(DeepSvdd, MatchesPytorchOodForEveryCase) {
 TEST(DeepSvdd, DetectorScoresTheDistance) {
   const at::Tensor x = tensor_of(fx(), "inputs_x");
   const at::Tensor c = tensor_of(fx(), "svdd_random_center");
-  StubModel model(4, 4);
+  IdentityModel model(4, 4);
   auto det = make_detector("deep-svdd", R"({"center": )" + json_list(c) + "}");
   det->attach(model);
   EXPECT_TRUE(all_close(score_logits(*det, x), tensor_of(fx(), "svdd_distance"), 1e-5, 1e-6));
@@ -116,7 +69,7 @@ TEST(DeepSvdd, DetectorScoresTheDistance) {
   EXPECT_THROW(make_detector("deep-svdd", R"({"checkpoint": ")" + (dir / "no_center.pt").string() + "\"}"), StateError);
   EXPECT_THROW(make_detector("deep-svdd", R"({"checkpoint": ")" + (dir / "absent.pt").string() + "\"}"), FileError);
   EXPECT_THROW(make_detector("deep-svdd"), InvalidArgument);  // neither checkpoint nor center
-  StubModel three(3, 3);
+  IdentityModel three(3, 3);
   auto det3 = make_detector("deep-svdd", R"({"center": )" + json_list(c) + "}");
   EXPECT_THROW(det3->attach(three), InvalidArgument);
 }
@@ -124,19 +77,19 @@ TEST(DeepSvdd, DetectorScoresTheDistance) {
 TEST(DeepSvdd, CentreIsTheMeanOfTheFirstBatch) {
   const at::Tensor x = tensor_of(fx(), "inputs_x"), y = tensor_of(fx(), "inputs_y");
   auto loss = make_loss("deep-svdd", R"({"radius": 0.8})");
-  StubModel model(4, 4);
+  IdentityModel model(4, 4);
   loss->attach(model);
   EXPECT_TRUE(loss->state().empty());
   // a batch without IN samples does not set it
-  EXPECT_EQ(run(*loss, x, at::full_like(y, -1)).value.item<float>(), 0.0f);
+  EXPECT_EQ(run_loss(*loss, x, at::full_like(y, -1)).value.item<float>(), 0.0f);
   EXPECT_TRUE(loss->state().empty());
-  const Result first = run(*loss, x, y);
+  const LossRun first = run_loss(*loss, x, y);
   const at::Tensor mean = x.index({y >= 0}).mean(0, true);
   EXPECT_TRUE(all_close(loss->state().at("_center._params"), mean, 0, 0));
   auto explicit_center = make_loss("deep-svdd", R"({"radius": 0.8, "center": )" + json_list(mean) + "}");
-  EXPECT_TRUE(all_close(first.value, run(*explicit_center, x, y).value, 0, 0));
+  EXPECT_TRUE(all_close(first.value, run_loss(*explicit_center, x, y).value, 0, 0));
   // kept: a second batch does not move it
-  run(*loss, x * 2, y);
+  run_loss(*loss, x * 2, y);
   EXPECT_TRUE(all_close(loss->state().at("_center._params"), mean, 0, 0));
   EXPECT_EQ(loss->parameters().size(), 0u);
 }
@@ -144,7 +97,7 @@ TEST(DeepSvdd, CentreIsTheMeanOfTheFirstBatch) {
 TEST(DeepSvdd, HandComputedCase) {
   // c = (1, 0), r = 1: z = (3, 0) IN -> 4 - 1 = 3; z = (1, 0.5) IN -> relu(0.25 - 1) = 0; OOD -> 0
   auto loss = make_loss("deep-svdd", R"({"radius": 1.0, "center": [1, 0], "reduction": "sum"})");
-  const Result r = run(*loss, at::tensor({3.0, 0.0, 1.0, 0.5, 9.0, 9.0}, at::kDouble).view({3, 2}),
+  const LossRun r = run_loss(*loss, at::tensor({3.0, 0.0, 1.0, 0.5, 9.0, 9.0}, at::kDouble).view({3, 2}),
                        at::tensor({0, 0, -1}, at::kLong));
   EXPECT_NEAR(r.value.item<double>(), 3.0, 1e-12);
   EXPECT_TRUE(all_close(r.grad, at::tensor({4.0, 0.0, 0.0, 0.0, 0.0, 0.0}, at::kDouble).view({3, 2}), 1e-12, 1e-12));
@@ -155,17 +108,17 @@ TEST(DeepSvdd, StateRoundTripAndBadInputs) {
   auto restored = make_loss("deep-svdd");
   restored->load_state(loss->state());
   const at::Tensor x = tensor_of(fx(), "inputs_x"), y = tensor_of(fx(), "inputs_y");
-  EXPECT_TRUE(all_close(run(*restored, x, y).value, run(*loss, x, y).value, 0, 0));
+  EXPECT_TRUE(all_close(run_loss(*restored, x, y).value, run_loss(*loss, x, y).value, 0, 0));
   TensorDict bad;
   bad.set("center", at::zeros({1, 4}));
   EXPECT_THROW(restored->load_state(bad), StateError);
   TensorDict wrong;
   wrong.set("_center._params", at::zeros({1, 3}));
   EXPECT_THROW(restored->load_state(wrong), StateError);
-  EXPECT_THROW(run(*loss, x, at::zeros({12})), ShapeError);
-  EXPECT_THROW(run(*loss, x, at::zeros({11}, at::kLong)), ShapeError);
-  EXPECT_THROW(run(*loss, at::randn({2, 3}), at::zeros({2}, at::kLong)), ShapeError);
-  StubModel model(5, 4);
+  EXPECT_THROW(run_loss(*loss, x, at::zeros({12})), ShapeError);
+  EXPECT_THROW(run_loss(*loss, x, at::zeros({11}, at::kLong)), ShapeError);
+  EXPECT_THROW(run_loss(*loss, at::randn({2, 3}), at::zeros({2}, at::kLong)), ShapeError);
+  IdentityModel model(5, 4);
   EXPECT_THROW(make_loss("deep-svdd", R"({"n_dim": 4})")->attach(model), InvalidArgument);  // logits have 5
   make_loss("deep-svdd", R"({"n_dim": 4, "embedding": "features"})")->attach(model);
   EXPECT_THROW(make_loss("deep-svdd", R"({"n_dim": 3, "center": [1, 2]})"), InvalidArgument);

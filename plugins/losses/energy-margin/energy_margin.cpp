@@ -22,6 +22,7 @@
 #include "ood/checks.hpp"
 #include "ood/error.hpp"
 #include "ood/loss.hpp"
+#include "ood/loss_support.hpp"
 #include "ood/model.hpp"
 #include "ood/plugin.hpp"
 #include "ood/random.hpp"
@@ -58,13 +59,8 @@ class EnergyMargin final : public ood::Loss {
   at::Tensor forward(ood::Views& views, const at::Tensor& targets) override {
     const at::Tensor& logits = views.logits();
     ood::require_floating(logits, kName, "logits", 2, "[N, C]");
-    if (at::isFloatingType(targets.scalar_type()) || targets.scalar_type() == at::kBool || targets.dim() != 1 ||
-        targets.size(0) != logits.size(0))
-      throw ood::ShapeError(std::string(kName) + ": targets must be integers [N] matching logits " +
-                            ood::describe_tensor(logits) + ", got " + ood::describe_tensor(targets));
-    if (targets.numel() > 0 && (targets >= logits.size(1)).any().item<bool>())
-      throw ood::ShapeError(std::string(kName) + ": a target is >= the number of classes " +
-                            std::to_string(logits.size(1)));
+    ood::require_sample_targets(targets, logits, "logits", kName);
+    ood::require_targets_below(targets, logits.size(1), kName);
     if (!weight_.defined()) create(logits.device());
     const auto dtype = logits.scalar_type();
     const at::Tensor y = targets.to(logits.device(), at::kLong);

@@ -12,30 +12,14 @@
 // ood uses the energy of the logits for both terms, as the paper and the classification case.
 #include <ATen/ATen.h>
 
-#include "ood/checks.hpp"
-#include "ood/error.hpp"
 #include "ood/loss.hpp"
+#include "ood/loss_support.hpp"
 #include "ood/plugin.hpp"
 #include "ood/views.hpp"
 
 namespace {
 
 constexpr const char* kName = "energy-regularized";
-
-void check_inputs(const at::Tensor& logits, const at::Tensor& targets) {
-  if (!at::isFloatingType(logits.scalar_type()) || (logits.dim() != 2 && logits.dim() != 4))
-    throw ood::ShapeError(std::string(kName) + ": logits must be floating [N, C] or [N, C, H, W], got " +
-                          ood::describe_tensor(logits));
-  bool ok = !at::isFloatingType(targets.scalar_type()) && targets.scalar_type() != at::kBool &&
-            targets.dim() == logits.dim() - 1;
-  for (int64_t d = 0; ok && d < targets.dim(); ++d) ok = targets.size(d) == logits.size(d == 0 ? 0 : d + 1);
-  if (!ok)
-    throw ood::ShapeError(std::string(kName) + ": targets must be integers [N] or [N, H, W] matching logits " +
-                          ood::describe_tensor(logits) + ", got " + ood::describe_tensor(targets));
-  if (targets.numel() > 0 && (targets >= logits.size(1)).any().item<bool>())
-    throw ood::ShapeError(std::string(kName) + ": a target is >= the number of classes " +
-                          std::to_string(logits.size(1)));
-}
 
 class EnergyRegularized final : public ood::Loss {
  public:
@@ -44,7 +28,7 @@ class EnergyRegularized final : public ood::Loss {
 
   at::Tensor forward(ood::Views& views, const at::Tensor& targets) override {
     const at::Tensor& logits = views.logits();
-    check_inputs(logits, targets);
+    ood::check_dense_logits_and_targets(logits, targets, kName);
     const at::Tensor y = targets.to(logits.device(), at::kLong);
     const at::Tensor known = y >= 0;
     const at::Tensor log_p = at::log_softmax(logits, 1);
@@ -65,9 +49,7 @@ class EnergyRegularized final : public ood::Loss {
                              (at::where(known, at::zeros_like(reg_out), reg_out).sum() / n_out);
       per_entry = ce + alpha_ * reg;
     }
-    if (reduction_ == "none") return per_entry;
-    if (reduction_ == "sum") return per_entry.sum();
-    return per_entry.mean();
+    return ood::reduce(per_entry, reduction_);
   }
 
  private:

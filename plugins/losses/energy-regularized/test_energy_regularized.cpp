@@ -8,23 +8,13 @@
 
 #include "test_support.hpp"
 
+#include "loss_runs.hpp"
+
 #include "ood/error.hpp"
 #include "ood/views.hpp"
 
 namespace ood::test {
 namespace {
-
-at::Tensor er_value_and_grad(Loss& loss, const at::Tensor& logits_in, const at::Tensor& y, at::Tensor* grad) {
-  at::Tensor logits = logits_in.detach().clone().requires_grad_(true);
-  Views views;
-  views.set_logits(logits);
-  at::Tensor value = loss.forward(views, y);
-  if (grad) {
-    (value.dim() == 0 ? value : value.sum()).backward();
-    *grad = logits.grad();
-  }
-  return value.detach();
-}
 
 struct ErParams {
   double alpha = 1.0, m_in = -1.0, m_out = -1.0;
@@ -85,9 +75,9 @@ TEST(EnergyRegularized, ClassificationMatchesPytorchOod) {
     const at::Tensor logits = tensor_of(fx, c["inputs"]["logits"]);
     const at::Tensor y = tensor_of(fx, c["inputs"]["targets"]);
     at::Tensor grad;
-    EXPECT_TRUE(all_close(er_value_and_grad(*loss, logits, y, &grad), tensor_of(fx, key + "_value"), 1e-5, 1e-6)) << key;
+    EXPECT_TRUE(all_close(loss_value_and_grad(*loss, logits, y, &grad), tensor_of(fx, key + "_value"), 1e-5, 1e-6)) << key;
     EXPECT_TRUE(all_close(grad, tensor_of(fx, key + "_grad_logits"), 1e-5, 1e-6)) << key;
-    EXPECT_TRUE(all_close(er_value_and_grad(*loss, logits.to(at::kDouble), y, &grad), tensor_of(fx, key + "_value_f64"),
+    EXPECT_TRUE(all_close(loss_value_and_grad(*loss, logits.to(at::kDouble), y, &grad), tensor_of(fx, key + "_value_f64"),
                           1e-10, 1e-12))
         << key;
     EXPECT_TRUE(all_close(grad, tensor_of(fx, key + "_grad_logits_f64"), 1e-10, 1e-12)) << key;
@@ -113,17 +103,17 @@ TEST(EnergyRegularized, SegmentationFollowsTheDefinitionNotTheArtefact) {
     at::Tensor def = seg_definition(z64, y, p, false);
     (def.dim() == 0 ? def : def.sum()).backward();
     at::Tensor grad;
-    EXPECT_TRUE(all_close(er_value_and_grad(*loss, logits.to(at::kDouble), y, &grad), def.detach(), 1e-10, 1e-12))
+    EXPECT_TRUE(all_close(loss_value_and_grad(*loss, logits.to(at::kDouble), y, &grad), def.detach(), 1e-10, 1e-12))
         << key;
     EXPECT_TRUE(all_close(grad, z64.grad(), 1e-10, 1e-12)) << key;
     // float32 within the float32 tolerance of the definition.
-    EXPECT_TRUE(all_close(er_value_and_grad(*loss, logits, y, &grad), def.detach().to(at::kFloat), 1e-5, 1e-6)) << key;
+    EXPECT_TRUE(all_close(loss_value_and_grad(*loss, logits, y, &grad), def.detach().to(at::kFloat), 1e-5, 1e-6)) << key;
     EXPECT_TRUE(all_close(grad, z64.grad().to(at::kFloat), 1e-5, 1e-6)) << key;
     // The artefact formula reproduces the fixture (so the comparison is meaningful) ...
     const at::Tensor artefact = seg_definition(logits.to(at::kDouble), y, p, true);
     EXPECT_TRUE(all_close(artefact, tensor_of(fx, key + "_value_f64"), 1e-10, 1e-12)) << key;
     // ... and ood does not reproduce it.
-    const at::Tensor ours = er_value_and_grad(*loss, logits, y, nullptr);
+    const at::Tensor ours = loss_value_and_grad(*loss, logits, y, nullptr);
     EXPECT_FALSE(all_close(ours, tensor_of(fx, key + "_value"), 1e-5, 1e-6)) << key;
     EXPECT_GT((ours.to(at::kDouble) - tensor_of(fx, key + "_value_f64")).abs().max().item<double>(), 1e-3) << key;
     ++checked;
@@ -135,7 +125,7 @@ TEST(EnergyRegularized, HandComputedClassification) {
   // logits (0, 0): E = -log 2. IN (class 0), m_in = -2: CE = log 2, reg = (2 - log 2)^2.
   // OOD, m_out = 0: reg = relu(0 + log 2)^2 = (log 2)^2.
   auto loss = make_loss("energy-regularized", R"({"alpha": 0.5, "margin_in": -2.0, "margin_out": 0.0, "reduction": "none"})");
-  const at::Tensor v = er_value_and_grad(*loss, at::zeros({2, 2}, at::kDouble), at::tensor({0, -1}, at::kLong), nullptr);
+  const at::Tensor v = loss_value_and_grad(*loss, at::zeros({2, 2}, at::kDouble), at::tensor({0, -1}, at::kLong), nullptr);
   const double l2 = std::log(2.0);
   EXPECT_NEAR(v[0].item<double>(), l2 + 0.5 * (2 - l2) * (2 - l2), 1e-14);
   EXPECT_NEAR(v[1].item<double>(), 0.5 * l2 * l2, 1e-14);
@@ -148,29 +138,19 @@ TEST(EnergyRegularized, GradientIsTheTrueGradientOnOtherSizes) {
     const at::Tensor y = seg ? at::tensor({0, -1, 3, 2, -1, 1, 1, 0, -1, 3, 2, 2}, at::kLong).view({2, 3, 2})
                              : at::tensor({0, 5, -1, 3, -1, 2, 4, 1}, at::kLong);
     auto loss = make_loss("energy-regularized", R"({"alpha": 0.3, "margin_in": -3.0, "margin_out": -1.0})");
-    at::Tensor grad;
-    er_value_and_grad(*loss, logits, y, &grad);
-    const double h = 1e-6;
-    for (int64_t i = 0; i < logits.numel(); ++i) {
-      at::Tensor up = logits.clone(), down = logits.clone();
-      up.view(-1)[i] += h;
-      down.view(-1)[i] -= h;
-      const double fd = (er_value_and_grad(*loss, up, y, nullptr).item<double>() -
-                         er_value_and_grad(*loss, down, y, nullptr).item<double>()) / (2 * h);
-      EXPECT_NEAR(grad.view(-1)[i].item<double>(), fd, 1e-7) << (seg ? "seg " : "cls ") << i;
-    }
+    expect_gradient_matches_finite_differences(*loss, logits, y, 1e-7, seg ? "seg " : "cls ");
   }
 }
 
 TEST(EnergyRegularized, RefusesBadTargetsAndKeepsInputs) {
   auto loss = make_loss("energy-regularized");
-  EXPECT_THROW(er_value_and_grad(*loss, at::randn({4, 3}), at::zeros({4}), nullptr), ShapeError);
-  EXPECT_THROW(er_value_and_grad(*loss, at::randn({4, 3}), at::zeros({5}, at::kLong), nullptr), ShapeError);
-  EXPECT_THROW(er_value_and_grad(*loss, at::randn({4, 3}), at::full({4}, 3, at::kLong), nullptr), ShapeError);
-  EXPECT_THROW(er_value_and_grad(*loss, at::randn({4, 3, 2}), at::zeros({4, 2}, at::kLong), nullptr), ShapeError);
+  EXPECT_THROW(loss_value_and_grad(*loss, at::randn({4, 3}), at::zeros({4}), nullptr), ShapeError);
+  EXPECT_THROW(loss_value_and_grad(*loss, at::randn({4, 3}), at::zeros({5}, at::kLong), nullptr), ShapeError);
+  EXPECT_THROW(loss_value_and_grad(*loss, at::randn({4, 3}), at::full({4}, 3, at::kLong), nullptr), ShapeError);
+  EXPECT_THROW(loss_value_and_grad(*loss, at::randn({4, 3, 2}), at::zeros({4, 2}, at::kLong), nullptr), ShapeError);
   EXPECT_THROW(make_loss("energy-regularized", R"({"reduction": "avg"})"), InvalidArgument);
   const at::Tensor y = at::tensor({0, -1, 2}, at::kLong), y_copy = y.clone();
-  er_value_and_grad(*loss, at::randn({3, 3}), y, nullptr);
+  loss_value_and_grad(*loss, at::randn({3, 3}), y, nullptr);
   EXPECT_TRUE(at::equal(y, y_copy));
   EXPECT_TRUE(loss->state().empty());
   EXPECT_NO_THROW(loss->load_state(loss->state()));

@@ -8,12 +8,11 @@
 // the maximum softmax probability of a network trained with this loss).
 #include <ATen/ATen.h>
 
-#include "ood/checks.hpp"
 #include "ood/detector.hpp"
-#include "ood/error.hpp"
 #include "ood/io/torch_file.hpp"
 #include "ood/logit_detector.hpp"
 #include "ood/loss.hpp"
+#include "ood/loss_support.hpp"
 #include "ood/plugin.hpp"
 #include "ood/views.hpp"
 
@@ -21,36 +20,19 @@ namespace {
 
 constexpr const char* kName = "entropic-open-set";
 
-void check_inputs(const at::Tensor& logits, const at::Tensor& targets) {
-  if (!at::isFloatingType(logits.scalar_type()) || (logits.dim() != 2 && logits.dim() != 4))
-    throw ood::ShapeError(std::string(kName) + ": logits must be floating [N, C] or [N, C, H, W], got " +
-                          ood::describe_tensor(logits));
-  bool ok = !at::isFloatingType(targets.scalar_type()) && targets.scalar_type() != at::kBool &&
-            targets.dim() == logits.dim() - 1;
-  for (int64_t d = 0; ok && d < targets.dim(); ++d) ok = targets.size(d) == logits.size(d == 0 ? 0 : d + 1);
-  if (!ok)
-    throw ood::ShapeError(std::string(kName) + ": targets must be integers [N] or [N, H, W] matching logits " +
-                          ood::describe_tensor(logits) + ", got " + ood::describe_tensor(targets));
-  if (targets.numel() > 0 && (targets >= logits.size(1)).any().item<bool>())
-    throw ood::ShapeError(std::string(kName) + ": a target is >= the number of classes " +
-                          std::to_string(logits.size(1)));
-}
-
 class EntropicOpenSet final : public ood::Loss {
  public:
   explicit EntropicOpenSet(std::string reduction) : reduction_(std::move(reduction)) {}
 
   at::Tensor forward(ood::Views& views, const at::Tensor& targets) override {
     const at::Tensor& logits = views.logits();
-    check_inputs(logits, targets);
+    ood::check_dense_logits_and_targets(logits, targets, kName);
     const at::Tensor y = targets.to(logits.device(), at::kLong);
     const at::Tensor log_p = at::log_softmax(logits, 1);
     const at::Tensor ce = -log_p.gather(1, y.clamp_min(0).unsqueeze(1)).squeeze(1);
     const at::Tensor uniform = -log_p.mean(1);
     const at::Tensor per_entry = at::where(y >= 0, ce, uniform);
-    if (reduction_ == "none") return per_entry;
-    if (reduction_ == "sum") return per_entry.sum();
-    return per_entry.mean();
+    return ood::reduce(per_entry, reduction_);
   }
 
  private:

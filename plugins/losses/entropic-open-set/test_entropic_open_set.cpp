@@ -5,24 +5,14 @@
 
 #include "test_support.hpp"
 
+#include "loss_runs.hpp"
+
 #include "ood/error.hpp"
 #include "ood/io/torch_file.hpp"
 #include "ood/views.hpp"
 
 namespace ood::test {
 namespace {
-
-at::Tensor eos_value_and_grad(Loss& loss, const at::Tensor& logits_in, const at::Tensor& y, at::Tensor* grad) {
-  at::Tensor logits = logits_in.detach().clone().requires_grad_(true);
-  Views views;
-  views.set_logits(logits);
-  at::Tensor value = loss.forward(views, y);
-  if (grad) {
-    (value.dim() == 0 ? value : value.sum()).backward();
-    *grad = logits.grad();
-  }
-  return value.detach();
-}
 
 TEST(EntropicOpenSet, MatchesPytorchOodForEveryCase) {
   const auto fx = load_tensor_dict_file("reference/losses/entropic_open_set.pt");
@@ -34,9 +24,9 @@ TEST(EntropicOpenSet, MatchesPytorchOodForEveryCase) {
     const at::Tensor logits = tensor_of(fx, c["inputs"]["logits"]);
     const at::Tensor y = tensor_of(fx, c["inputs"]["target"]);
     at::Tensor grad;
-    EXPECT_TRUE(all_close(eos_value_and_grad(*loss, logits, y, &grad), tensor_of(fx, key + "_value"), 1e-5, 1e-6)) << key;
+    EXPECT_TRUE(all_close(loss_value_and_grad(*loss, logits, y, &grad), tensor_of(fx, key + "_value"), 1e-5, 1e-6)) << key;
     EXPECT_TRUE(all_close(grad, tensor_of(fx, key + "_grad_logits"), 1e-5, 1e-6)) << key;
-    EXPECT_TRUE(all_close(eos_value_and_grad(*loss, logits.to(at::kDouble), y, &grad),
+    EXPECT_TRUE(all_close(loss_value_and_grad(*loss, logits.to(at::kDouble), y, &grad),
                           tensor_of(fx, key + "_value_f64"), 1e-10, 1e-12))
         << key;
     EXPECT_TRUE(all_close(grad, tensor_of(fx, key + "_grad_logits_f64"), 1e-10, 1e-12)) << key;
@@ -47,7 +37,7 @@ TEST(EntropicOpenSet, HandComputedCase) {
   // OOD row with logits (0, log 3): softmax (1/4, 3/4); -(log(1/4) + log(3/4)) / 2.
   auto loss = make_loss("entropic-open-set", R"({"reduction": "sum"})");
   const at::Tensor logits = at::tensor({0.0, std::log(3.0)}, at::kDouble).view({1, 2});
-  const at::Tensor v = eos_value_and_grad(*loss, logits, at::tensor({-1}, at::kLong), nullptr);
+  const at::Tensor v = loss_value_and_grad(*loss, logits, at::tensor({-1}, at::kLong), nullptr);
   EXPECT_NEAR(v.item<double>(), -(std::log(0.25) + std::log(0.75)) / 2, 1e-14);
 }
 
@@ -56,27 +46,17 @@ TEST(EntropicOpenSet, GradientIsTheTrueGradientOnOtherSizes) {
   const at::Tensor logits = at::randn({7, 4}, at::kDouble) * 2;
   const at::Tensor y = at::tensor({0, -1, 3, -1, 2, 1, -5}, at::kLong);
   auto loss = make_loss("entropic-open-set");
-  at::Tensor grad;
-  eos_value_and_grad(*loss, logits, y, &grad);
-  const double h = 1e-6;
-  for (int64_t i = 0; i < logits.numel(); ++i) {
-    at::Tensor up = logits.clone(), down = logits.clone();
-    up.view(-1)[i] += h;
-    down.view(-1)[i] -= h;
-    const double fd = (eos_value_and_grad(*loss, up, y, nullptr).item<double>() -
-                       eos_value_and_grad(*loss, down, y, nullptr).item<double>()) / (2 * h);
-    EXPECT_NEAR(grad.view(-1)[i].item<double>(), fd, 1e-8) << i;
-  }
+  expect_gradient_matches_finite_differences(*loss, logits, y, 1e-8);
 }
 
 TEST(EntropicOpenSet, RefusesBadTargetsAndKeepsInputs) {
   auto loss = make_loss("entropic-open-set");
-  EXPECT_THROW(eos_value_and_grad(*loss, at::randn({4, 3}), at::zeros({4}), nullptr), ShapeError);
-  EXPECT_THROW(eos_value_and_grad(*loss, at::randn({4, 3}), at::zeros({5}, at::kLong), nullptr), ShapeError);
-  EXPECT_THROW(eos_value_and_grad(*loss, at::randn({4, 3}), at::full({4}, 3, at::kLong), nullptr), ShapeError);
+  EXPECT_THROW(loss_value_and_grad(*loss, at::randn({4, 3}), at::zeros({4}), nullptr), ShapeError);
+  EXPECT_THROW(loss_value_and_grad(*loss, at::randn({4, 3}), at::zeros({5}, at::kLong), nullptr), ShapeError);
+  EXPECT_THROW(loss_value_and_grad(*loss, at::randn({4, 3}), at::full({4}, 3, at::kLong), nullptr), ShapeError);
   EXPECT_THROW(make_loss("entropic-open-set", R"({"reduction": "avg"})"), InvalidArgument);
   const at::Tensor y = at::tensor({0, -1, 2}, at::kLong), y_copy = y.clone();
-  eos_value_and_grad(*loss, at::randn({3, 3}), y, nullptr);
+  loss_value_and_grad(*loss, at::randn({3, 3}), y, nullptr);
   EXPECT_TRUE(at::equal(y, y_copy));
   EXPECT_TRUE(loss->state().empty());
   EXPECT_NO_THROW(loss->load_state(loss->state()));

@@ -3,36 +3,14 @@
 // that the running centres carry no autograd history (backward after evaluation works).
 #include "test_support.hpp"
 
+#include "stub_models.hpp"
+
 #include "ood/error.hpp"
 #include "ood/io/torch_file.hpp"
 #include "ood/views.hpp"
 
 namespace ood::test {
 namespace {
-
-class StubModel final : public Model {
- public:
-  StubModel(std::int64_t classes, std::int64_t dim) : classes_(classes), dim_(dim) {}
-  at::Tensor features(const at::Tensor& x) override { return x; }
-  at::Tensor head(const at::Tensor& f) override { return f; }
-  void set_mode(ModelMode m) override { mode_ = m; }
-  ModelMode mode() const override { return mode_; }
-  void to(at::Device) override {}
-  at::Device device() const override { return at::kCPU; }
-  std::vector<at::Tensor> parameters() override { return {}; }
-  TensorDict state_dict() const override { return {}; }
-  void load_state_dict(const TensorDict&) override {}
-  ModelInfo info() const override {
-    ModelInfo i;
-    i.num_classes = classes_;
-    i.feature_dim = dim_;
-    return i;
-  }
-
- private:
-  std::int64_t classes_, dim_;
-  ModelMode mode_ = ModelMode::Train;
-};
 
 struct Result {
   at::Tensor value, grad;
@@ -57,7 +35,7 @@ TEST(Ii, MatchesPytorchOodOverTrainTrainEval) {
     const std::string sfx = f64 ? "_f64" : "";
     const double rtol = f64 ? 1e-10 : 1e-5, atol = f64 ? 1e-12 : 1e-6;
     auto loss = make_loss("ii", R"({"n_classes": 5, "n_embedding": 3, "alpha": 1.0})");
-    StubModel model(5, 3);
+    IdentityModel model(5, 3);
     for (int i = 0; i < 3; ++i) {
       const std::string k = "call" + std::to_string(i);
       model.set_mode(i < 2 ? ModelMode::Train : ModelMode::Eval);
@@ -93,7 +71,7 @@ TEST(Ii, MatchesPytorchOodOverTrainTrainEval) {
 TEST(Ii, HandComputedCase) {
   // D = 1, classes 0 and 1: z = (0 | 1, 3): mu = (0, 2), intra = (1 + 1) / 3, inter = 4
   auto loss = make_loss("ii", R"({"n_classes": 2, "n_embedding": 1, "alpha": 1.0})");
-  StubModel model(2, 1);
+  IdentityModel model(2, 1);
   const Result r = call(*loss, model, at::tensor({0.0, 1.0, 3.0}, at::kDouble).view({3, 1}),
                         at::tensor({0, 1, 1}, at::kLong));
   EXPECT_NEAR(r.value.item<double>(), 2.0 / 3.0 - 4.0, 1e-12);
@@ -106,7 +84,7 @@ TEST(Ii, HandComputedCase) {
 
 TEST(Ii, StateRoundTripAndDetector) {
   auto loss = make_loss("ii", R"({"n_classes": 5, "n_embedding": 3})");
-  StubModel model(5, 3);
+  IdentityModel model(5, 3);
   for (int i = 0; i < 2; ++i)
     call(*loss, model, tensor_of(fx(), "inputs_z" + std::to_string(i)), tensor_of(fx(), "inputs_y" + std::to_string(i)));
   auto restored = make_loss("ii", R"({"embedding": "features"})");  // the stub's features are its inputs
@@ -132,13 +110,13 @@ TEST(Ii, StateRoundTripAndDetector) {
   io::save_tensor_dict(dir / "bad.pt", bad);
   EXPECT_THROW(make_detector("ii", R"({"checkpoint": ")" + (dir / "bad.pt").string() + "\"}"), StateError);
   EXPECT_THROW(make_detector("ii", R"({"checkpoint": ")" + (dir / "absent.pt").string() + "\"}"), FileError);
-  StubModel other(4, 3);
+  IdentityModel other(4, 3);
   auto det2 = make_detector("ii", R"({"embedding": "features", "checkpoint": ")" + (dir / "train.pt").string() + "\"}");
   EXPECT_THROW(det2->attach(other), InvalidArgument);
 }
 
 TEST(Ii, TakesSizesFromTheModelAndChecksThem) {
-  StubModel model(3, 8);
+  IdentityModel model(3, 8);
   auto loss = make_loss("ii", R"({"embedding": "features"})");
   loss->attach(model);
   EXPECT_EQ(loss->state().at("running_centers.running_centers").sizes(), at::IntArrayRef({3, 8}));
@@ -149,7 +127,7 @@ TEST(Ii, TakesSizesFromTheModelAndChecksThem) {
 
 TEST(Ii, AllOodAndBadTargets) {
   auto loss = make_loss("ii", R"({"n_classes": 5, "n_embedding": 3})");
-  StubModel model(5, 3);
+  IdentityModel model(5, 3);
   const Result r = call(*loss, model, at::randn({4, 3}), at::full({4}, -1, at::kLong));
   EXPECT_EQ(r.value.item<float>(), 0.0f);
   EXPECT_EQ(loss->state().at("running_centers.num_batches_tracked").item<float>(), 0.0f);

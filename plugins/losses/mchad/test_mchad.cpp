@@ -4,51 +4,15 @@
 // the squared distance d) and must not reproduce the artefact.
 #include "test_support.hpp"
 
+#include "loss_runs.hpp"
+#include "stub_models.hpp"
+
 #include "ood/error.hpp"
 #include "ood/io/torch_file.hpp"
 #include "ood/views.hpp"
 
 namespace ood::test {
 namespace {
-
-class StubModel final : public Model {
- public:
-  StubModel(std::int64_t classes, std::int64_t dim) : classes_(classes), dim_(dim) {}
-  at::Tensor features(const at::Tensor& x) override { return x; }
-  at::Tensor head(const at::Tensor& f) override { return f; }
-  void set_mode(ModelMode m) override { mode_ = m; }
-  ModelMode mode() const override { return mode_; }
-  void to(at::Device) override {}
-  at::Device device() const override { return at::kCPU; }
-  std::vector<at::Tensor> parameters() override { return {}; }
-  TensorDict state_dict() const override { return {}; }
-  void load_state_dict(const TensorDict&) override {}
-  ModelInfo info() const override {
-    ModelInfo i;
-    i.num_classes = classes_;
-    i.feature_dim = dim_;
-    return i;
-  }
-
- private:
-  std::int64_t classes_, dim_;
-  ModelMode mode_ = ModelMode::Train;
-};
-
-struct Result {
-  at::Tensor value, grad, grad_centers;
-};
-
-Result run(Loss& loss, const at::Tensor& z_in, const at::Tensor& y) {
-  at::Tensor z = z_in.detach().clone().requires_grad_(true);
-  for (auto& p : loss.parameters())
-    if (p.grad().defined()) p.mutable_grad().zero_();
-  Views v;
-  v.set_logits(z);
-  at::Tensor value = loss.forward(v, y);
-  value.backward();
-  return {value.detach(), z.grad(), loss.parameters().at(0).grad().clone()};
-}
 
 const auto& fx() {
   static const auto d = load_tensor_dict_file("reference/losses/mchad.pt");
@@ -74,8 +38,8 @@ TensorDict centers_state(const at::Tensor& c) {
 }
 
 /// Independent float64 reference (distances by broadcasting, loops over rows).
-Result reference(const Case& c, const at::Tensor& z_in, const at::Tensor& centers_in, const at::Tensor& y,
-                 bool artefact) {
+LossRun reference(const Case& c, const at::Tensor& z_in, const at::Tensor& centers_in, const at::Tensor& y,
+                  bool artefact) {
   at::Tensor z = z_in.detach().to(at::kDouble).clone().requires_grad_(true);
   at::Tensor mu = centers_in.detach().to(at::kDouble).clone().requires_grad_(true);
   const std::int64_t n = z.size(0), k = mu.size(0);
@@ -103,11 +67,11 @@ Result reference(const Case& c, const at::Tensor& z_in, const at::Tensor& center
 TEST(Mchad, ReferenceReproducesPytorchOod) {
   const at::Tensor y = tensor_of(fx(), "inputs_y");
   for (const auto& c : kCases) {
-    const Result r =
+    const LossRun r =
         reference(c, tensor_of(fx(), "inputs_z_" + c.key), tensor_of(fx(), "centers_init_" + c.key), y, true);
     EXPECT_TRUE(all_close(r.value, tensor_of(fx(), c.key + "_value_f64"), 1e-10, 1e-12)) << c.key;
     EXPECT_TRUE(all_close(r.grad, tensor_of(fx(), c.key + "_grad_z_f64"), 1e-10, 1e-12)) << c.key;
-    EXPECT_TRUE(all_close(r.grad_centers, tensor_of(fx(), c.key + "_grad_param_center_loss__centers__params_f64"),
+    EXPECT_TRUE(all_close(r.grad_param, tensor_of(fx(), c.key + "_grad_param_center_loss__centers__params_f64"),
                           1e-10, 1e-12))
         << c.key;
   }
@@ -118,15 +82,15 @@ TEST(Mchad, FollowsTheDefinitionNotThePytorchOodArtefact) {
   ASSERT_TRUE((y < 0).any().item<bool>());
   for (const auto& c : kCases) {
     const at::Tensor z = tensor_of(fx(), "inputs_z_" + c.key), init = tensor_of(fx(), "centers_init_" + c.key);
-    const Result def = reference(c, z, init, y, false);
+    const LossRun def = reference(c, z, init, y, false);
     for (const bool f64 : {false, true}) {
       const double rtol = f64 ? 1e-10 : 1e-5, atol = f64 ? 1e-12 : 1e-6;
       auto loss = make_loss("mchad", c.params);
       loss->load_state(centers_state(f64 ? init.to(at::kDouble) : init));
-      const Result r = run(*loss, f64 ? z.to(at::kDouble) : z, y);
+      const LossRun r = run_loss(*loss, f64 ? z.to(at::kDouble) : z, y);
       EXPECT_TRUE(all_close(r.value, def.value, rtol, atol)) << c.key << f64;
       EXPECT_TRUE(all_close(r.grad, def.grad, rtol, atol)) << c.key << f64;
-      EXPECT_TRUE(all_close(r.grad_centers, def.grad_centers, rtol, atol)) << c.key << f64;
+      EXPECT_TRUE(all_close(r.grad_param, def.grad_param, rtol, atol)) << c.key << f64;
       if (f64) {
         EXPECT_GT((r.value - tensor_of(fx(), c.key + "_value_f64")).abs().item<double>(), 1e-3) << c.key;
         EXPECT_GT((r.grad - tensor_of(fx(), c.key + "_grad_z_f64")).abs().max().item<double>(), 1e-3) << c.key;
@@ -144,7 +108,7 @@ TEST(Mchad, CenterAndNllTermsEqualPytorchOod) {
                                                    : R"(, "weight_center": 0, "weight_nll": 1, "weight_oe": 0})");
       auto loss = make_loss("mchad", params);
       loss->load_state(centers_state(tensor_of(fx(), "centers_init_" + c.key)));
-      const Result r = run(*loss, tensor_of(fx(), "inputs_z_" + c.key), y);
+      const LossRun r = run_loss(*loss, tensor_of(fx(), "inputs_z_" + c.key), y);
       EXPECT_TRUE(all_close(r.value, parts[part], 1e-5, 1e-6)) << c.key << " part " << part << " " << params;
     }
   }
@@ -154,14 +118,14 @@ TEST(Mchad, HandComputedOutlierTermAndSgdStep) {
   // one centre at 0, one OOD sample at z = 1, margin 2: oe = relu(4 - 1) = 3
   auto loss = make_loss("mchad", R"({"n_classes": 1, "n_dim": 1, "margin": 2.0})");
   loss->load_state(centers_state(at::zeros({1, 1}, at::kDouble)));
-  const Result r = run(*loss, at::ones({1, 1}, at::kDouble), at::full({1}, -1, at::kLong));
+  const LossRun r = run_loss(*loss, at::ones({1, 1}, at::kDouble), at::full({1}, -1, at::kLong));
   EXPECT_NEAR(r.value.item<double>(), 3.0, 1e-12);
   EXPECT_NEAR(r.grad.item<double>(), -2.0, 1e-12);          // d/dz (4 - z^2)
-  EXPECT_NEAR(r.grad_centers.item<double>(), 2.0, 1e-12);   // d/dmu (4 - (z - mu)^2)
+  EXPECT_NEAR(r.grad_param.item<double>(), 2.0, 1e-12);   // d/dmu (4 - (z - mu)^2)
 }
 
 TEST(Mchad, StateRoundTripDetectorAndSizes) {
-  StubModel model(4, 6);
+  IdentityModel model(4, 6);
   auto loss = make_loss("mchad", R"({"embedding": "features"})");
   loss->attach(model);
   ASSERT_EQ(loss->parameters().size(), 1u);
@@ -195,10 +159,10 @@ TEST(Mchad, StateRoundTripDetectorAndSizes) {
 
 TEST(Mchad, BadTargets) {
   auto loss = make_loss("mchad", R"({"n_classes": 5, "n_dim": 3})");
-  EXPECT_THROW(run(*loss, at::randn({3, 3}), at::zeros({3})), ShapeError);
-  EXPECT_THROW(run(*loss, at::randn({3, 3}), at::zeros({2}, at::kLong)), ShapeError);
-  EXPECT_THROW(run(*loss, at::randn({3, 3}), at::full({3}, 5, at::kLong)), ShapeError);
-  EXPECT_THROW(run(*loss, at::randn({3, 2}), at::zeros({3}, at::kLong)), ShapeError);
+  EXPECT_THROW(run_loss(*loss, at::randn({3, 3}), at::zeros({3})), ShapeError);
+  EXPECT_THROW(run_loss(*loss, at::randn({3, 3}), at::zeros({2}, at::kLong)), ShapeError);
+  EXPECT_THROW(run_loss(*loss, at::randn({3, 3}), at::full({3}, 5, at::kLong)), ShapeError);
+  EXPECT_THROW(run_loss(*loss, at::randn({3, 2}), at::zeros({3}, at::kLong)), ShapeError);
 }
 
 }  // namespace

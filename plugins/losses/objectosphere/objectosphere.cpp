@@ -13,6 +13,7 @@
 #include "ood/io/torch_file.hpp"
 #include "ood/logit_detector.hpp"
 #include "ood/loss.hpp"
+#include "ood/loss_support.hpp"
 #include "ood/plugin.hpp"
 #include "ood/views.hpp"
 
@@ -33,13 +34,8 @@ class Objectosphere final : public ood::Loss {
     if (features.size(0) != logits.size(0))
       throw ood::ShapeError(std::string(kName) + ": features " + ood::describe_tensor(features) +
                             " and logits " + ood::describe_tensor(logits) + " differ in the number of samples");
-    if (at::isFloatingType(targets.scalar_type()) || targets.scalar_type() == at::kBool || targets.dim() != 1 ||
-        targets.size(0) != logits.size(0))
-      throw ood::ShapeError(std::string(kName) + ": targets must be integers [N] matching logits " +
-                            ood::describe_tensor(logits) + ", got " + ood::describe_tensor(targets));
-    if (targets.numel() > 0 && (targets >= logits.size(1)).any().item<bool>())
-      throw ood::ShapeError(std::string(kName) + ": a target is >= the number of classes " +
-                            std::to_string(logits.size(1)));
+    ood::require_sample_targets(targets, logits, "logits", kName);
+    ood::require_targets_below(targets, logits.size(1), kName);
     const at::Tensor y = targets.to(logits.device(), at::kLong);
     const at::Tensor known = y >= 0;
     const at::Tensor log_p = at::log_softmax(logits, 1);
@@ -50,9 +46,7 @@ class Objectosphere final : public ood::Loss {
     const at::Tensor norm = at::linalg_vector_norm(features, 2, {1});
     const at::Tensor reg = at::where(known, (xi_ - norm).relu().pow(2), squared);
     const at::Tensor per_entry = eos + alpha_ * reg;
-    if (reduction_ == "none") return per_entry;
-    if (reduction_ == "sum") return per_entry.sum();
-    return per_entry.mean();
+    return ood::reduce(per_entry, reduction_);
   }
 
  private:

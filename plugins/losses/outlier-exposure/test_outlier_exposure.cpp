@@ -5,23 +5,13 @@
 
 #include "test_support.hpp"
 
+#include "loss_runs.hpp"
+
 #include "ood/error.hpp"
 #include "ood/views.hpp"
 
 namespace ood::test {
 namespace {
-
-at::Tensor oe_value_and_grad(Loss& loss, const at::Tensor& logits_in, const at::Tensor& y, at::Tensor* grad) {
-  at::Tensor logits = logits_in.detach().clone().requires_grad_(true);
-  Views views;
-  views.set_logits(logits);
-  at::Tensor value = loss.forward(views, y);
-  if (grad) {
-    (value.dim() == 0 ? value : value.sum()).backward();
-    *grad = logits.grad();
-  }
-  return value.detach();
-}
 
 TEST(OutlierExposure, MatchesPytorchOodForEveryCase) {
   const auto fx = load_tensor_dict_file("reference/losses/outlier_exposure.pt");
@@ -33,9 +23,9 @@ TEST(OutlierExposure, MatchesPytorchOodForEveryCase) {
     const at::Tensor logits = tensor_of(fx, c["inputs"]["logits"]);
     const at::Tensor y = tensor_of(fx, c["inputs"]["target"]);
     at::Tensor grad;
-    EXPECT_TRUE(all_close(oe_value_and_grad(*loss, logits, y, &grad), tensor_of(fx, key + "_value"), 1e-5, 1e-6)) << key;
+    EXPECT_TRUE(all_close(loss_value_and_grad(*loss, logits, y, &grad), tensor_of(fx, key + "_value"), 1e-5, 1e-6)) << key;
     EXPECT_TRUE(all_close(grad, tensor_of(fx, key + "_grad_logits"), 1e-5, 1e-6)) << key;
-    EXPECT_TRUE(all_close(oe_value_and_grad(*loss, logits.to(at::kDouble), y, &grad), tensor_of(fx, key + "_value_f64"),
+    EXPECT_TRUE(all_close(loss_value_and_grad(*loss, logits.to(at::kDouble), y, &grad), tensor_of(fx, key + "_value_f64"),
                           1e-10, 1e-12))
         << key;
     EXPECT_TRUE(all_close(grad, tensor_of(fx, key + "_grad_logits_f64"), 1e-10, 1e-12)) << key;
@@ -46,7 +36,7 @@ TEST(OutlierExposure, HandComputedCase) {
   // IN row: logits (1, 0), class 0: log(1 + e^-1). OOD row: logits (0, 2): alpha * (log(1 + e^2) - 1).
   auto loss = make_loss("outlier-exposure", R"({"alpha": 0.25, "reduction": "none"})");
   const at::Tensor logits = at::tensor({1.0, 0.0, 0.0, 2.0}, at::kDouble).view({2, 2});
-  const at::Tensor v = oe_value_and_grad(*loss, logits, at::tensor({0, -1}, at::kLong), nullptr);
+  const at::Tensor v = loss_value_and_grad(*loss, logits, at::tensor({0, -1}, at::kLong), nullptr);
   EXPECT_NEAR(v[0].item<double>(), std::log1p(std::exp(-1.0)), 1e-14);
   EXPECT_NEAR(v[1].item<double>(), 0.25 * (std::log1p(std::exp(2.0)) - 1.0), 1e-14);
 }
@@ -57,17 +47,7 @@ TEST(OutlierExposure, GradientIsTheTrueGradientOnOtherSizes) {
   const at::Tensor logits = at::randn({9, 7}, at::kDouble) * 3;
   const at::Tensor y = at::tensor({0, 6, -1, 3, -1, 2, 5, -1, 1}, at::kLong);
   auto loss = make_loss("outlier-exposure", R"({"alpha": 0.7})");
-  at::Tensor grad;
-  oe_value_and_grad(*loss, logits, y, &grad);
-  const double h = 1e-6;
-  for (int64_t i = 0; i < logits.numel(); ++i) {
-    at::Tensor up = logits.clone(), down = logits.clone();
-    up.view(-1)[i] += h;
-    down.view(-1)[i] -= h;
-    const double fd = (oe_value_and_grad(*loss, up, y, nullptr).item<double>() -
-                       oe_value_and_grad(*loss, down, y, nullptr).item<double>()) / (2 * h);
-    EXPECT_NEAR(grad.view(-1)[i].item<double>(), fd, 1e-8) << i;
-  }
+  expect_gradient_matches_finite_differences(*loss, logits, y, 1e-8);
 }
 
 TEST(OutlierExposure, InputsAreNotModified) {
@@ -75,19 +55,19 @@ TEST(OutlierExposure, InputsAreNotModified) {
   const at::Tensor y = at::tensor({0, -1, 2}, at::kLong);
   const at::Tensor y_copy = y.clone();
   const at::Tensor logits = at::randn({3, 3});
-  oe_value_and_grad(*loss, logits, y, nullptr);
+  loss_value_and_grad(*loss, logits, y, nullptr);
   EXPECT_TRUE(at::equal(y, y_copy));
 }
 
 TEST(OutlierExposure, RefusesBadTargets) {
   auto loss = make_loss("outlier-exposure");
-  EXPECT_THROW(oe_value_and_grad(*loss, at::randn({4, 3}), at::zeros({4}), nullptr), ShapeError);
-  EXPECT_THROW(oe_value_and_grad(*loss, at::randn({4, 3}), at::zeros({5}, at::kLong), nullptr), ShapeError);
-  EXPECT_THROW(oe_value_and_grad(*loss, at::randn({4, 3}), at::full({4}, 3, at::kLong), nullptr), ShapeError);
-  EXPECT_THROW(oe_value_and_grad(*loss, at::randn({2, 3, 4, 4}), at::zeros({2, 4, 5}, at::kLong), nullptr),
+  EXPECT_THROW(loss_value_and_grad(*loss, at::randn({4, 3}), at::zeros({4}), nullptr), ShapeError);
+  EXPECT_THROW(loss_value_and_grad(*loss, at::randn({4, 3}), at::zeros({5}, at::kLong), nullptr), ShapeError);
+  EXPECT_THROW(loss_value_and_grad(*loss, at::randn({4, 3}), at::full({4}, 3, at::kLong), nullptr), ShapeError);
+  EXPECT_THROW(loss_value_and_grad(*loss, at::randn({2, 3, 4, 4}), at::zeros({2, 4, 5}, at::kLong), nullptr),
                ShapeError);
   try {
-    oe_value_and_grad(*loss, at::randn({4, 3}), at::full({4}, 3, at::kLong), nullptr);
+    loss_value_and_grad(*loss, at::randn({4, 3}), at::full({4}, 3, at::kLong), nullptr);
   } catch (const ShapeError& e) {
     EXPECT_NE(std::string(e.what()).find("outlier-exposure"), std::string::npos);
   }

@@ -4,8 +4,8 @@
 // reproduced.
 #include "test_support.hpp"
 
-#include <iomanip>
-#include <sstream>
+#include "loss_runs.hpp"
+#include "stub_models.hpp"
 
 #include "ood/error.hpp"
 #include "ood/io/torch_file.hpp"
@@ -14,73 +14,27 @@
 namespace ood::test {
 namespace {
 
-class StubModel final : public Model {
- public:
-  StubModel(std::int64_t classes, std::int64_t dim) : classes_(classes), dim_(dim) {}
-  at::Tensor features(const at::Tensor& x) override { return x; }
-  at::Tensor head(const at::Tensor& f) override { return f; }
-  void set_mode(ModelMode m) override { mode_ = m; }
-  ModelMode mode() const override { return mode_; }
-  void to(at::Device) override {}
-  at::Device device() const override { return at::kCPU; }
-  std::vector<at::Tensor> parameters() override { return {}; }
-  TensorDict state_dict() const override { return {}; }
-  void load_state_dict(const TensorDict&) override {}
-  ModelInfo info() const override {
-    ModelInfo i;
-    i.num_classes = classes_;
-    i.feature_dim = dim_;
-    return i;
-  }
-
- private:
-  std::int64_t classes_, dim_;
-  ModelMode mode_ = ModelMode::Train;
-};
-
-struct Result {
-  at::Tensor value, grad;
-};
-
-Result run(Loss& loss, const at::Tensor& z_in, const at::Tensor& y) {
-  at::Tensor z = z_in.detach().clone().requires_grad_(true);
-  Views v;
-  v.set_logits(z);
-  at::Tensor value = loss.forward(v, y);
-  (value.dim() == 0 ? value : value.sum()).backward();
-  return {value.detach(), z.grad()};
-}
-
 const auto& fx() {
   static const auto d = load_tensor_dict_file("reference/losses/deep_svdd.pt");
   return d;
 }
 
-std::string json_list(const at::Tensor& t) {
-  std::ostringstream os;
-  os << std::setprecision(9) << "[";
-  const at::Tensor f = t.reshape(-1).to(at::kFloat);
-  for (std::int64_t i = 0; i < f.numel(); ++i) os << (i ? ", " : "") << f[i].item<float>();
-  os << "]";
-  return os.str();
-}
-
-Result reference(const at::Tensor& x_in, const at::Tensor& c, const at::Tensor& y, const std::string& reduction,
-                 bool artefact) {
+LossRun reference(const at::Tensor& x_in, const at::Tensor& c, const at::Tensor& y, const std::string& reduction,
+                  bool artefact) {
   at::Tensor x = x_in.detach().to(at::kDouble).clone().requires_grad_(true);
   const at::Tensor d = (x - c.to(at::kDouble).view({1, -1})).pow(2).sum(1);
   const at::Tensor t = artefact ? d.pow(2) : d;
   const at::Tensor per = at::where(y >= 0, t, 1.0 / t);
   const at::Tensor value = reduction == "none" ? per : reduction == "sum" ? per.sum() : per.mean();
   (value.dim() == 0 ? value : value.sum()).backward();
-  return {value.detach(), x.grad()};
+  return {value.detach(), x.grad(), at::Tensor()};
 }
 
 TEST(SsDeepSvdd, ReferenceReproducesPytorchOod) {
   const at::Tensor x = tensor_of(fx(), "inputs_x"), y = tensor_of(fx(), "inputs_y");
   const at::Tensor c = tensor_of(fx(), "ssvdd_random_center");
   for (const std::string red : {"mean", "sum", "none"}) {
-    const Result r = reference(x, c, y, red, true);
+    const LossRun r = reference(x, c, y, red, true);
     EXPECT_TRUE(all_close(r.value, tensor_of(fx(), "ssvdd_" + red + "_value_f64"), 1e-10, 1e-12)) << red;
     EXPECT_TRUE(all_close(r.grad, tensor_of(fx(), "ssvdd_" + red + "_grad_x_f64"), 1e-10, 1e-12)) << red;
   }
@@ -93,11 +47,11 @@ TEST(SsDeepSvdd, FollowsDeepSadNotThePytorchOodArtefact) {
   for (const std::string red : {"mean", "sum", "none"}) {
     auto loss = make_loss("ss-deep-svdd", R"({"n_features": 4, "reduction": ")" + red + R"(", "center": )" +
                                               json_list(c) + "}");
-    const Result def = reference(x, c, y, red, false);
-    const Result r32 = run(*loss, x, y);
+    const LossRun def = reference(x, c, y, red, false);
+    const LossRun r32 = run_loss(*loss, x, y);
     EXPECT_TRUE(all_close(r32.value, def.value, 1e-5, 1e-6)) << red;
     EXPECT_TRUE(all_close(r32.grad, def.grad, 1e-5, 1e-6)) << red;
-    const Result r64 = run(*loss, x.to(at::kDouble), y);
+    const LossRun r64 = run_loss(*loss, x.to(at::kDouble), y);
     EXPECT_TRUE(all_close(r64.value, def.value, 1e-10, 1e-12)) << red;
     EXPECT_TRUE(all_close(r64.grad, def.grad, 1e-10, 1e-12)) << red;
     EXPECT_GT((r64.value - tensor_of(fx(), "ssvdd_" + red + "_value_f64")).abs().max().item<double>(), 1e-3) << red;
@@ -108,7 +62,8 @@ TEST(SsDeepSvdd, FollowsDeepSadNotThePytorchOodArtefact) {
 TEST(SsDeepSvdd, HandComputedCase) {
   // c = 0: IN z = (1, 1) -> 2; OOD z = (2, 0) -> 1 / 4; mean over 2 samples
   auto loss = make_loss("ss-deep-svdd", R"({"center": [0, 0]})");
-  const Result r = run(*loss, at::tensor({1.0, 1.0, 2.0, 0.0}, at::kDouble).view({2, 2}), at::tensor({0, -1}, at::kLong));
+  const LossRun r =
+      run_loss(*loss, at::tensor({1.0, 1.0, 2.0, 0.0}, at::kDouble).view({2, 2}), at::tensor({0, -1}, at::kLong));
   EXPECT_NEAR(r.value.item<double>(), (2.0 + 0.25) / 2, 1e-12);
   // IN: 2 z / 2 = (1, 1); OOD: -2 z / d^2 / 2 = (-1/8, 0)
   EXPECT_TRUE(all_close(r.grad, at::tensor({1.0, 1.0, -0.125, 0.0}, at::kDouble).view({2, 2}), 1e-12, 1e-12));
@@ -117,9 +72,9 @@ TEST(SsDeepSvdd, HandComputedCase) {
 TEST(SsDeepSvdd, FirstBatchCentreDetectorAndState) {
   const at::Tensor x = tensor_of(fx(), "inputs_x"), y = tensor_of(fx(), "inputs_y");
   auto loss = make_loss("ss-deep-svdd");
-  StubModel model(4, 4);
+  IdentityModel model(4, 4);
   loss->attach(model);
-  run(*loss, x, y);
+  run_loss(*loss, x, y);
   const at::Tensor mean = x.index({y >= 0}).mean(0, true);
   EXPECT_TRUE(all_close(loss->state().at("_center._params"), mean, 0, 0));
 
@@ -134,12 +89,12 @@ TEST(SsDeepSvdd, FirstBatchCentreDetectorAndState) {
 
   auto restored = make_loss("ss-deep-svdd");
   restored->load_state(loss->state());
-  EXPECT_TRUE(all_close(run(*restored, x, y).value, run(*loss, x, y).value, 0, 0));
+  EXPECT_TRUE(all_close(run_loss(*restored, x, y).value, run_loss(*loss, x, y).value, 0, 0));
   TensorDict bad;
   bad.set("c", mean);
   EXPECT_THROW(restored->load_state(bad), StateError);
-  EXPECT_THROW(run(*loss, x, at::zeros({12})), ShapeError);
-  EXPECT_THROW(run(*loss, x, at::zeros({5}, at::kLong)), ShapeError);
+  EXPECT_THROW(run_loss(*loss, x, at::zeros({12})), ShapeError);
+  EXPECT_THROW(run_loss(*loss, x, at::zeros({5}, at::kLong)), ShapeError);
   EXPECT_THROW(make_loss("ss-deep-svdd", R"({"n_features": 3})")->attach(model), InvalidArgument);
 }
 

@@ -23,6 +23,7 @@
 #include "ood/context.hpp"
 #include "ood/error.hpp"
 #include "ood/loss.hpp"
+#include "ood/loss_support.hpp"
 #include "ood/model.hpp"
 #include "ood/params.hpp"
 #include "ood/plugin.hpp"
@@ -49,9 +50,7 @@ class Vos final : public ood::Loss {
 
   void attach(ood::Model& model) override {
     const ood::ModelInfo mi = model.info();
-    if (cfg_.num_classes && *cfg_.num_classes != mi.num_classes)
-      throw ood::InvalidArgument(cfg_.classes_pointer + ": num_classes is " + std::to_string(*cfg_.num_classes) +
-                                 " but the model has " + std::to_string(mi.num_classes) + " classes");
+    ood::check_class_count(cfg_.num_classes, mi.num_classes, cfg_.classes_pointer, "num_classes");
     if (cfg_.num_features && *cfg_.num_features != mi.feature_dim)
       throw ood::InvalidArgument(cfg_.features_pointer + ": num_input_last_layer is " +
                                  std::to_string(*cfg_.num_features) + " but the model's penultimate features have " +
@@ -66,18 +65,8 @@ class Vos final : public ood::Loss {
 
   at::Tensor forward(ood::Views& views, const at::Tensor& targets) override {
     const at::Tensor& logits = views.logits();
-    if (!at::isFloatingType(logits.scalar_type()) || (logits.dim() != 2 && logits.dim() != 4))
-      throw ood::ShapeError(std::string(kName) + ": logits must be floating [N, C] or [N, C, H, W], got " +
-                            ood::describe_tensor(logits));
-    bool ok = !at::isFloatingType(targets.scalar_type()) && targets.scalar_type() != at::kBool &&
-              targets.dim() == logits.dim() - 1;
-    for (int64_t d = 0; ok && d < targets.dim(); ++d) ok = targets.size(d) == logits.size(d == 0 ? 0 : d + 1);
-    if (!ok)
-      throw ood::ShapeError(std::string(kName) + ": targets must be integers [N] or [N, H, W] matching logits " +
-                            ood::describe_tensor(logits) + ", got " + ood::describe_tensor(targets));
+    ood::check_dense_logits_and_targets(logits, targets, kName);
     const int64_t c = logits.size(1);
-    if (targets.numel() > 0 && (targets >= c).any().item<bool>())
-      throw ood::ShapeError(std::string(kName) + ": a target is >= the number of classes " + std::to_string(c));
     const at::Tensor y = targets.to(logits.device(), at::kLong);
     if (!phi_w_.defined()) {
       if (cfg_.synthesize) {

@@ -230,38 +230,7 @@ class ResNetModel final : public ood::Model {
   // same shape; a floating entry of another dtype (a half-precision checkpoint) is
   // converted, as PyTorch's copy_ does.
   void load_state_dict(const ood::TensorDict& given) override {
-    const ood::TensorDict state = strip_data_parallel(given);
-    const ood::TensorDict own = state_dict();
-    std::vector<std::string> missing, unexpected, wrong_shape;
-    for (const auto& [name, tensor] : own) {
-      if (!state.contains(name)) {
-        // Checkpoints from before PyTorch 0.4.1 have no num_batches_tracked.
-        if (name.size() < 20 || name.compare(name.size() - 19, 19, "num_batches_tracked") != 0)
-          missing.push_back(name);
-      } else if (!state.at(name).sizes().equals(tensor.sizes())) {
-        wrong_shape.push_back(name + " (file " + ood::describe_tensor(state.at(name)) + ", model " +
-                              ood::describe_tensor(tensor) + ")");
-      }
-    }
-    for (const auto& [name, tensor] : state)
-      if (!own.contains(name)) unexpected.push_back(name);
-    if (!missing.empty() || !unexpected.empty() || !wrong_shape.empty()) {
-      std::ostringstream msg;
-      msg << "state dict does not fit " << describe(config_);
-      auto list = [&](const char* what, const std::vector<std::string>& names) {
-        if (names.empty()) return;
-        msg << "; " << names.size() << " " << what << ": ";
-        for (std::size_t i = 0; i < names.size() && i < 4; ++i) msg << (i ? ", " : "") << names[i];
-        if (names.size() > 4) msg << ", ...";
-      };
-      list("missing", missing);
-      list("unexpected", unexpected);
-      list("with another shape", wrong_shape);
-      throw ood::InvalidArgument(msg.str());
-    }
-    torch::NoGradGuard no_grad;
-    for (const auto& [name, tensor] : own)
-      if (state.contains(name)) const_cast<at::Tensor&>(tensor).copy_(state.at(name));
+    ood::io::load_state_dict_strict(state_dict(), strip_data_parallel(given), describe(config_));
   }
 
   ood::ModelInfo info() const override { return {config_.num_classes, net_->channels, {3, -1, -1}}; }

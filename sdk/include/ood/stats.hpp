@@ -8,6 +8,8 @@
 #include <ATen/Tensor.h>
 
 #include <cstdint>
+#include <string>
+#include <string_view>
 
 #include "ood/export.hpp"
 
@@ -55,6 +57,36 @@ class OOD_SDK_API ClassMoments {
   at::Tensor sums_;        // [K, D] float64, sums of (z - shift)
   at::Tensor scatter_;     // [D, D] float64, sum (z - shift)(z - shift)^T
 };
+
+// ---- class-conditional Gaussians with a shared covariance (float64) ----
+// Fitted from ClassMoments and scored with the squared Mahalanobis distance to the class
+// means (Mahalanobis, RMD, multi-layer Mahalanobis). `who` names the detector in messages.
+
+/// The class means [K, D] of `moments`. ood::StateError "<who>: the fitting data holds no
+/// in-distribution samples" without any, and "<who>: no fitting sample of class ..." when a
+/// class has none.
+OOD_SDK_API at::Tensor fitted_class_means(const ClassMoments& moments, std::string_view who);
+
+/// Sigma = scatter / (n - 1), symmetrised, + 1e-6 I. ood::StateError for n < 2.
+OOD_SDK_API at::Tensor regularised_covariance(const at::Tensor& scatter, std::int64_t n, std::string_view who);
+
+/// The lower Cholesky factor of a symmetric positive definite matrix; ood::StateError
+/// "<who>: the <what> is not positive definite (...)" otherwise.
+OOD_SDK_API at::Tensor cholesky_factor(const at::Tensor& m, std::string_view who, const std::string& what);
+
+/// P = inv(cov) through its Cholesky factor, symmetrised.
+OOD_SDK_API at::Tensor precision_of(const at::Tensor& cov, std::string_view who);
+
+/// d[n, k] = (z_n - mu_k)^T P (z_n - mu_k) = ||z_n L - mu_k L||^2 [N, K] in float64, with
+/// `factor` = L the Cholesky factor of P = L L^T and `mu` [K, D] float64. Chunked over the
+/// classes so that the temporary [N, chunk, D] stays at about 4M doubles (32 MB).
+OOD_SDK_API at::Tensor mahalanobis_distances(const at::Tensor& z, const at::Tensor& mu, const at::Tensor& factor);
+
+/// 0.5 * sum_n d[n, k*_n], k*_n the closest class of sample n: differentiable in the float64
+/// features `z`, the term whose input gradient Lee et al.'s input perturbation follows
+/// (pytorch-ood takes the mean; the sign of the gradient is the same).
+OOD_SDK_API at::Tensor nearest_class_half_distance(const at::Tensor& z, const at::Tensor& mu,
+                                                   const at::Tensor& factor);
 
 /// NumPy's `percentile(values, q)` with the default linear interpolation, for q in
 /// [0, 100], computed in float64 over every element of `values` (any shape, any

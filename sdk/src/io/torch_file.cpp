@@ -12,6 +12,7 @@
 #include "ood/io/torch_file.hpp"
 
 #include <ATen/core/Dict.h>
+#include <ATen/core/grad_mode.h>
 #include <c10/util/Exception.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -19,11 +20,13 @@
 #include <cerrno>
 #include <fstream>
 #include <random>
+#include <sstream>
 #include <system_error>
 #include <utility>
 #include <vector>
 
 #include "container_formats.hpp"
+#include "ood/checks.hpp"
 #include "ood/error.hpp"
 #include "pickle_reader.hpp"
 #include "pickle_writer.hpp"
@@ -173,6 +176,39 @@ TensorDict load_state_dict(const std::filesystem::path& file) {
     fail(name, "not a state dict: none of its " + std::to_string(dict.size()) + " entries is a tensor");
   }
   return tensors;
+}
+
+void load_state_dict_strict(const TensorDict& own, const TensorDict& given, const std::string& model) {
+  std::vector<std::string> missing, unexpected, wrong_shape;
+  for (const auto& [name, tensor] : own) {
+    if (!given.contains(name)) {
+      // Checkpoints from before PyTorch 0.4.1 have no num_batches_tracked.
+      if (name.size() < 20 || name.compare(name.size() - 19, 19, "num_batches_tracked") != 0)
+        missing.push_back(name);
+    } else if (!given.at(name).sizes().equals(tensor.sizes())) {
+      wrong_shape.push_back(name + " (file " + describe_tensor(given.at(name)) + ", model " + describe_tensor(tensor) +
+                            ")");
+    }
+  }
+  for (const auto& [name, tensor] : given)
+    if (!own.contains(name)) unexpected.push_back(name);
+  if (!missing.empty() || !unexpected.empty() || !wrong_shape.empty()) {
+    std::ostringstream msg;
+    msg << "state dict does not fit " << model;
+    auto list = [&](const char* what, const std::vector<std::string>& names) {
+      if (names.empty()) return;
+      msg << "; " << names.size() << " " << what << ": ";
+      for (std::size_t i = 0; i < names.size() && i < 4; ++i) msg << (i ? ", " : "") << names[i];
+      if (names.size() > 4) msg << ", ...";
+    };
+    list("missing", missing);
+    list("unexpected", unexpected);
+    list("with another shape", wrong_shape);
+    throw InvalidArgument(msg.str());
+  }
+  at::NoGradGuard no_grad;
+  for (const auto& [name, tensor] : own)
+    if (given.contains(name)) const_cast<at::Tensor&>(tensor).copy_(given.at(name));
 }
 
 void save_tensor_dict(const std::filesystem::path& file, const TensorDict& tensors) {

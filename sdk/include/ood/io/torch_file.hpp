@@ -38,6 +38,17 @@ OOD_SDK_API c10::IValue load_torch_file(const std::filesystem::path& file);
 /// content is not a mapping of names to tensors.
 OOD_SDK_API TensorDict load_state_dict(const std::filesystem::path& file);
 
+/// Copies a state dict into a model, strictly, as torch's `load_state_dict(strict=True)`:
+/// `own` is the model's state_dict() (tensors sharing storage with its parameters and
+/// buffers), `given` the loaded one. Every entry of `own` must be in `given` with the same
+/// shape (a missing "...num_batches_tracked" is accepted: checkpoints from before PyTorch
+/// 0.4.1 have none) and `given` must hold nothing else; a floating entry of another dtype
+/// (a half-precision checkpoint) is converted, as PyTorch's copy_ does. Otherwise nothing
+/// is copied and ood::InvalidArgument lists the problems in one message, "state dict does
+/// not fit <model>; 2 missing: a, b; 1 unexpected: c; 1 with another shape: d (file
+/// Float [3], model Float [4])" (at most four names per list).
+OOD_SDK_API void load_state_dict_strict(const TensorDict& own, const TensorDict& given, const std::string& model);
+
 /// Writes `tensors` as a zip-format file that Python's `torch.load` returns as a
 /// plain dict of tensors (loadable by `module.load_state_dict`) and that
 /// load_state_dict() reads back bit for bit. The file is written to a temporary
