@@ -90,10 +90,10 @@ std::shared_ptr<const Dataset> data(std::int64_t n, float shift, std::int64_t la
 
 std::vector<NamedDetector> four_logit_detectors() {
   std::vector<NamedDetector> d;
-  d.push_back({"a", std::make_shared<LogitDetector>("a", [](const at::Tensor& z) { return -std::get<0>(z.max(1)); }), false});
-  d.push_back({"b", std::make_shared<LogitDetector>("b", [](const at::Tensor& z) { return -at::logsumexp(z, 1); }), false});
-  d.push_back({"c", std::make_shared<LogitDetector>("c", [](const at::Tensor& z) { return z.std(1); }), false});
-  d.push_back({"d", std::make_shared<LogitDetector>("d", [](const at::Tensor& z) { return z.sum(1); }), false});
+  d.push_back({"a", std::make_shared<LogitDetector>("a", [](const at::Tensor& z) { return -std::get<0>(z.max(1)); }), false, ""});
+  d.push_back({"b", std::make_shared<LogitDetector>("b", [](const at::Tensor& z) { return -at::logsumexp(z, 1); }), false, ""});
+  d.push_back({"c", std::make_shared<LogitDetector>("c", [](const at::Tensor& z) { return z.std(1); }), false, ""});
+  d.push_back({"d", std::make_shared<LogitDetector>("d", [](const at::Tensor& z) { return z.sum(1); }), false, ""});
   return d;
 }
 
@@ -141,7 +141,7 @@ TEST(Evaluator, FitsOnceWithSharedForwardAndLabels) {
   auto model = std::make_shared<CountingModel>();
   auto mean = std::make_shared<MeanDetector>();
   std::vector<NamedDetector> dets = four_logit_detectors();
-  dets.push_back({"mean", mean, true});
+  dets.push_back({"mean", mean, true, ""});
   EvaluatorOptions o;
   o.batch_size = 10;
   Evaluator ev(model, dets, {}, o);
@@ -180,7 +180,7 @@ TEST(Evaluator, WrongScoreShapeFailsThatDetectorOnly) {
 TEST(Evaluator, NanScoresFailTheMetricsWithTheDetectorsName) {
   auto model = std::make_shared<CountingModel>();
   std::vector<NamedDetector> d = {
-      {"nan", std::make_shared<LogitDetector>("nan", [](const at::Tensor& z) { return z.sum(1) * NAN; }), false}};
+      {"nan", std::make_shared<LogitDetector>("nan", [](const at::Tensor& z) { return z.sum(1) * NAN; }), false, ""}};
   Evaluator ev(model, d, {}, {});
   const auto r = ev.evaluate({"in", "/data/in", data(4, 0, 0)}, {{"o", "/data/out/o", data(4, 0, -1)}});
   EXPECT_NE(r.failures[0].find("/detectors/nan: metrics on 'o'"), std::string::npos) << r.failures[0];
