@@ -1,6 +1,6 @@
 #include "ood/core/transform_presets.hpp"
 
-#include <cmath>
+#include <algorithm>
 
 #include "ood/core/suggest.hpp"
 #include "ood/download/weights.hpp"
@@ -67,9 +67,12 @@ json expand_list(const json& transforms, const std::string& pointer, std::vector
 }  // namespace
 
 json preset_transforms(const std::string& name) {
+  // One read of the registry (the user's file included) serves the lookup and the
+  // suggestion.
   const auto registry = download::weights_registry();
-  const auto entry = download::find_weights(name);
-  if (!entry) {
+  const auto entry = std::find_if(registry.begin(), registry.end(),
+                                  [&](const download::WeightsEntry& e) { return e.name == name; });
+  if (entry == registry.end()) {
     std::vector<std::string> names;
     for (const auto& e : registry) names.push_back(e.name);
     throw InvalidArgument("unknown preset '" + name + "': presets are the weight sets of the registry" +
