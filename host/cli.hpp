@@ -54,6 +54,7 @@ int cmd_describe(const std::vector<std::string>& args, GlobalOptions& global);
 int cmd_validate(const std::vector<std::string>& args, GlobalOptions& global);
 int cmd_run(const std::vector<std::string>& args, GlobalOptions& global);
 int cmd_demo(const std::vector<std::string>& args, GlobalOptions& global);
+int cmd_data(const std::vector<std::string>& args, GlobalOptions& global);
 int cmd_weights(const std::vector<std::string>& args, GlobalOptions& global);
 int cmd_new_plugin(const std::vector<std::string>& args, GlobalOptions& global);
 /// Hidden: the plugin scanner child (`ood __scan-plugins --fd N FILE...`).

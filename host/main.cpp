@@ -21,6 +21,7 @@ Commands:
   plugins                   list the available components
   describe NAME             show a component's summary, paper and parameters
   weights list | fetch NAME named pretrained weights: list them, download one
+  data fetch NAME --root D  download, verify and extract a dataset into D
   new-plugin NAME --kind K  write an out-of-tree plugin project (meson.build, source,
                             unit test, pipeline) that builds against the installed SDK
 
@@ -47,6 +48,7 @@ int dispatch(const std::string& command, const std::vector<std::string>& args,
   if (command == "run") return cmd_run(args, global);
   if (command == "demo") return cmd_demo(args, global);
   if (command == "weights") return cmd_weights(args, global);
+  if (command == "data") return cmd_data(args, global);
   if (command == "new-plugin") return cmd_new_plugin(args, global);
   if (command == "__scan-plugins") return cmd_scan_plugins(args);  // internal, not listed
   throw UsageError("unknown command '" + command + "'\n" + kUsage);

@@ -20,6 +20,7 @@ packages=(
   libboost-dev libboost-program-options-dev
   nlohmann-json3-dev libspdlog-dev libfmt-dev zlib1g-dev
   libcurl4-openssl-dev libssl-dev
+  libarchive-dev libturbojpeg0-dev libpng-dev libmatio-dev
   libgtest-dev
   dataset-fashion-mnist
 )
@@ -90,7 +91,7 @@ PY
 # The fuzz targets, built with clang outside Meson (meson_options.txt has no fuzzing
 # switch, and the rest of the build stays gcc): the SDK and core sources the entry
 # functions reach, instrumented with -fsanitize=fuzzer-no-link,address,undefined.
-fuzz_targets=(pipeline torch_file idx)
+fuzz_targets=(pipeline torch_file idx archive image numpy pickle mat)
 
 build_fuzzers() {
   local out="build-fuzz"
@@ -101,6 +102,7 @@ build_fuzzers() {
     sdk/src/io/pickle_writer.cpp sdk/src/io/torch_file.cpp sdk/src/io/zip_format.cpp
     core/src/pipeline.cpp core/src/validation.cpp core/src/registry.cpp core/src/suggest.cpp
     core/src/transform_presets.cpp sdk/src/download/weights.cpp sdk/src/download/download.cpp sdk/src/log.cpp
+    sdk/src/io/archive.cpp sdk/src/io/image.cpp sdk/src/io/numpy.cpp sdk/src/io/python_pickle.cpp sdk/src/io/mat.cpp
     tests/fuzz/fuzz_entries.cpp
   )
   local cxx="clang++"
@@ -115,7 +117,7 @@ build_fuzzers() {
          "-I\$root/sdk/include -I\$root/core/include -I\$root/tests/fuzz" \
          "-isystem /usr/include/torch/csrc/api/include" \
          "-include ATen/core/ivalue.h"  # clang 14 + libstdc++ 12: ATen/Tensor.h alone leaves IValue incomplete
-    echo "libs = -ltorch -ltorch_cpu -lc10 -lspdlog -lfmt -lz -lcurl -lcrypto -lpthread"
+    echo "libs = -ltorch -ltorch_cpu -lc10 -lspdlog -lfmt -lz -lcurl -lcrypto -larchive -lturbojpeg -lpng16 -lmatio -lpthread"
     echo "rule cxx"
     echo "  command = \$cxx \$flags -MD -MF \$out.d -c \$in -o \$out"
     echo "  depfile = \$out.d"

@@ -41,6 +41,8 @@ project('@NAME@', 'cpp', version: '0.1.0', default_options: ['cpp_std=c++20', 'b
 ood_sdk = dependency('ood-sdk')
 plugin = shared_module('ood-@NAME@', '@FILE@.cpp', name_prefix: '', dependencies: ood_sdk,
   cpp_args: '-DOOD_PLUGIN_VERSION="@0@"'.format(meson.project_version()),
+  # Export only the entry point (the SDK's version script), as ood's own plugins do.
+  link_args: ood_sdk.get_variable(pkgconfig: 'plugin_ldflags'),
   install: true, install_dir: ood_sdk.get_variable(pkgconfig: 'pluginsdir'))
 
 # Its unit test: a plain program using ood's test kit, given the built plugin file.

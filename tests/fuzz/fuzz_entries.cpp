@@ -9,7 +9,12 @@
 #include "ood/core/pipeline.hpp"
 #include "ood/core/registry.hpp"
 #include "ood/error.hpp"
+#include "ood/io/archive.hpp"
 #include "ood/io/idx.hpp"
+#include "ood/io/image.hpp"
+#include "ood/io/mat.hpp"
+#include "ood/io/numpy.hpp"
+#include "ood/io/python_pickle.hpp"
 #include "ood/io/torch_file.hpp"
 
 namespace ood::fuzz {
@@ -119,8 +124,84 @@ int idx(const std::uint8_t* data, std::size_t size) {
   return 0;
 }
 
+int archive(const std::uint8_t* data, std::size_t size) {
+  const fs::path file = scratch(".archive");
+  const fs::path out = scratch(".extracted");
+  write(file, data, size);
+  io::ExtractLimits limits;
+  limits.max_bytes = 64 << 20;  // a bomb is refused, not written to the fuzzing disk
+  limits.max_entries = 10000;
+  try {
+    (void)io::extract_archive(file, out, limits);
+  } catch (const ood::Error&) {
+  }
+  try {
+    for (const auto& name : io::list_archive(file)) (void)io::read_archive_member(file, name, 64 << 20);
+  } catch (const ood::Error&) {
+  }
+  try {
+    io::decompress_file(file, out / "decompressed", limits);
+  } catch (const ood::Error&) {
+  }
+  std::error_code ec;
+  fs::remove(file, ec);
+  fs::remove_all(out, ec);
+  return 0;
+}
+
+int image(const std::uint8_t* data, std::size_t size) {
+  for (const auto mode : {io::ImageMode::Keep, io::ImageMode::Grey, io::ImageMode::Rgb}) {
+    try {
+      (void)io::decode_image(data, size, "fuzz.img", mode, 1 << 22);
+    } catch (const ood::Error&) {
+    }
+  }
+  return 0;
+}
+
+int numpy(const std::uint8_t* data, std::size_t size) {
+  try {
+    (void)io::parse_npy(data, size, "fuzz.npy");
+  } catch (const ood::Error&) {
+  }
+  // The same bytes as a .npz (a zip of .npy members).
+  const fs::path file = scratch(".npz");
+  write(file, data, size);
+  try {
+    for (const auto& key : io::npz_keys(file)) (void)io::read_npz(file, key);
+  } catch (const ood::Error&) {
+  }
+  std::error_code ec;
+  fs::remove(file, ec);
+  return 0;
+}
+
+int pickle(const std::uint8_t* data, std::size_t size) {
+  try {
+    (void)io::parse_python_pickle(data, size, "fuzz.pickle");
+  } catch (const ood::Error&) {
+  }
+  return 0;
+}
+
+int mat(const std::uint8_t* data, std::size_t size) {
+  const fs::path file = scratch(".mat");
+  write(file, data, size);
+  for (const char* name : {"X", "y", "data"}) {
+    try {
+      (void)io::read_mat_variable(file, name);
+    } catch (const ood::Error&) {
+    }
+  }
+  std::error_code ec;
+  fs::remove(file, ec);
+  return 0;
+}
+
 const std::vector<Target>& targets() {
-  static const std::vector<Target> all = {{"pipeline", pipeline}, {"torch_file", torch_file}, {"idx", idx}};
+  static const std::vector<Target> all = {{"pipeline", pipeline}, {"torch_file", torch_file}, {"idx", idx},
+                                          {"archive", archive},   {"image", image},           {"numpy", numpy},
+                                          {"pickle", pickle},     {"mat", mat}};
   return all;
 }
 

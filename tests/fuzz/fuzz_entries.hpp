@@ -18,6 +18,16 @@ int pipeline(const std::uint8_t* data, std::size_t size);
 int torch_file(const std::uint8_t* data, std::size_t size);
 /// Bytes as an IDX file, plain or gzip -> parse_idx and read_idx.
 int idx(const std::uint8_t* data, std::size_t size);
+/// Bytes as an archive -> extract_archive (size-limited), list/read members, decompress_file.
+int archive(const std::uint8_t* data, std::size_t size);
+/// Bytes as an image (JPEG, PNG, anything) -> decode_image in every mode.
+int image(const std::uint8_t* data, std::size_t size);
+/// Bytes as .npy -> parse_npy; as .npz -> npz_keys and read_npz of each key.
+int numpy(const std::uint8_t* data, std::size_t size);
+/// Bytes as a Python pickle -> parse_python_pickle.
+int pickle(const std::uint8_t* data, std::size_t size);
+/// Bytes as a MATLAB file -> read_mat_variable (libmatio).
+int mat(const std::uint8_t* data, std::size_t size);
 
 /// The targets by name, as the folders under tests/fuzz/corpus and tests/fuzz/crashes.
 struct Target {

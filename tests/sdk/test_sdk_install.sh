@@ -70,9 +70,22 @@ done
 step "the g++ line of docs/writing-plugins.md"
 mkdir gxx
 # shellcheck disable=SC2046  # pkg-config's flags are meant to be split
-g++ -shared -fPIC my-detector/my_detector.cpp $(pkg-config --cflags --libs ood-sdk) -o gxx/ood-my-detector.so
+g++ -shared -fPIC my-detector/my_detector.cpp $(pkg-config --cflags --libs ood-sdk) \
+  $(pkg-config --variable=plugin_ldflags ood-sdk) -o gxx/ood-my-detector.so
 described=$(ood --plugin-path gxx describe my-detector)
 grep -q "softmax temperature" <<<"$described" || fail "ood cannot use the g++-built plugin: $described"
+
+# An out-of-tree plugin exports only its entry point, like the built-in ones; the
+# test kit only its API.
+only_entry_point() {
+  local exported
+  exported=$(nm -D --defined-only "$1" | awk '{print $3}' | sort -u | tr '\n' ' ')
+  [ "$exported" = "ood_plugin " ] || fail "$1 exports more than ood_plugin: $exported"
+}
+only_entry_point gxx/ood-my-detector.so
+only_entry_point my-detector/build/ood-my-detector.so
+foreign=$(nm -DC --defined-only "$stage$libdir/libood-testkit.so" | grep -v 'ood::testkit' || true)
+[ -z "$foreign" ] || fail "libood-testkit exports symbols outside ood::testkit: $(head -5 <<<"$foreign")"
 
 if command -v cmake >/dev/null; then
   step "CMake: pkg_check_modules(OOD REQUIRED IMPORTED_TARGET ood-sdk)"
@@ -84,15 +97,18 @@ project(my_detector CXX)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(OOD REQUIRED IMPORTED_TARGET ood-sdk)
 pkg_get_variable(OOD_PLUGINS_DIR ood-sdk pluginsdir)
+pkg_get_variable(OOD_PLUGIN_LDFLAGS ood-sdk plugin_ldflags)
 add_library(my-detector MODULE my_detector.cpp)
 set_target_properties(my-detector PROPERTIES PREFIX "" OUTPUT_NAME ood-my-detector CXX_STANDARD 20)
 target_link_libraries(my-detector PRIVATE PkgConfig::OOD)
+target_link_options(my-detector PRIVATE ${OOD_PLUGIN_LDFLAGS})
 install(TARGETS my-detector DESTINATION ${OOD_PLUGINS_DIR})
 CMAKE
   cmake -S cmake-src -B cmake-build -DCMAKE_BUILD_TYPE=Release >cmake.log || { cat cmake.log; fail "cmake configure"; }
   cmake --build cmake-build >>cmake.log || { cat cmake.log; fail "cmake build"; }
   described=$(ood --plugin-path cmake-build/ood-my-detector.so describe my-detector)
   grep -q "softmax temperature" <<<"$described" || fail "ood cannot use the CMake-built plugin: $described"
+  only_entry_point cmake-build/ood-my-detector.so
 else
   echo "cmake is not installed: the CMake check is skipped"
 fi
@@ -114,6 +130,7 @@ for kind in loss dataset augmentation model; do
   meson test -C "my-$kind/build" || { cat "my-$kind/build/meson-logs/testlog.txt"; fail "the $kind scaffold's test"; }
   ood run --plugin-path "my-$kind/build" "my-$kind/pipeline.json" --out "my-$kind/results" -q >/dev/null
   [ -n "$(ls -A "my-$kind/results" 2>/dev/null)" ] || fail "ood run of the $kind scaffold wrote no results"
+  only_entry_point "my-$kind/build/ood-my-$kind.so"
 done
 
 step "done"

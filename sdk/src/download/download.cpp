@@ -122,27 +122,30 @@ int on_progress(void* user, curl_off_t total, curl_off_t now, curl_off_t, curl_o
 
 enum class Outcome { Done, Transient, Offline, Permanent };
 
-std::string by_hand(const std::string& url, const fs::path& destination, const std::string& sha256) {
+std::string by_hand(const std::string& url, const fs::path& destination, const std::string& sha256,
+                    const std::string& md5) {
   return " To use the file without network access, download " + url + " elsewhere and place it at " +
          destination.string() +
          (sha256.empty() ? "" : (sha256.size() < 64 ? " (its sha256 must start with " : " (its sha256 must be ") + sha256 + ")") +
-         ".";
+         (md5.empty() ? "" : " (its md5 must be " + lower(md5) + ")") + ".";
 }
 
 }  // namespace
 
-std::string sha256_of_file(const fs::path& file) {
+namespace {
+
+std::string digest_of_file(const fs::path& file, const EVP_MD* algorithm, const char* name) {
   std::ifstream in(file, std::ios::binary);
-  if (!in) throw FileError(file.string() + ": cannot be read to compute its sha256");
+  if (!in) throw FileError(file.string() + ": cannot be read to compute its " + name);
   std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1)
-    throw Error("sha256: OpenSSL could not initialise a digest");
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), algorithm, nullptr) != 1)
+    throw Error(std::string(name) + ": OpenSSL could not initialise a digest");
   std::vector<char> buf(1 << 20);
   while (in) {
     in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
     if (in.gcount() > 0) EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<std::size_t>(in.gcount()));
   }
-  if (in.bad()) throw FileError(file.string() + ": read error while computing its sha256");
+  if (in.bad()) throw FileError(file.string() + ": read error while computing its " + name);
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
   EVP_DigestFinal_ex(ctx.get(), digest, &length);
@@ -154,6 +157,12 @@ std::string sha256_of_file(const fs::path& file) {
   }
   return out;
 }
+
+}  // namespace
+
+std::string sha256_of_file(const fs::path& file) { return digest_of_file(file, EVP_sha256(), "sha256"); }
+
+std::string md5_of_file(const fs::path& file) { return digest_of_file(file, EVP_md5(), "md5"); }
 
 bool sha256_matches(const std::string& actual, const std::string& expected) {
   if (expected.size() < 8 || expected.size() > actual.size()) return false;
@@ -167,11 +176,14 @@ DownloadResult download_file(const std::string& url, const fs::path& destination
        options.sha256.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos))
     throw InvalidArgument("download " + url + ": expected sha256 '" + options.sha256 +
                           "' is not 8 to 64 hex digits");
+  if (!options.md5.empty() &&
+      (options.md5.size() != 32 || options.md5.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos))
+    throw InvalidArgument("download " + url + ": expected md5 '" + options.md5 + "' is not 32 hex digits");
   std::error_code ec;
   if (!destination.parent_path().empty()) fs::create_directories(destination.parent_path(), ec);
   if (ec) throw FileError(destination.parent_path().string() + ": cannot create the folder: " + ec.message());
   const fs::path part = destination.string() + ".part";
-  const std::string manual = by_hand(url, destination, options.sha256);
+  const std::string manual = by_hand(url, destination, options.sha256, options.md5);
 
   ProgressBar bar(options.label.empty() ? destination.filename().string() : options.label);
   const std::function<void(std::uint64_t, std::uint64_t)> progress =
@@ -272,6 +284,14 @@ DownloadResult download_file(const std::string& url, const fs::path& destination
     fs::remove(part, ec);
     throw FileError("downloaded " + url + " but its sha256 is " + result.sha256 + ", expected " + lower(options.sha256) +
                     "; the file was removed (a corrupt transfer, or the publisher changed the file)." + manual);
+  }
+  if (!options.md5.empty()) {
+    const std::string md5 = md5_of_file(part);
+    if (md5 != lower(options.md5)) {
+      fs::remove(part, ec);
+      throw FileError("downloaded " + url + " but its md5 is " + md5 + ", expected " + lower(options.md5) +
+                      "; the file was removed (a corrupt transfer, or the publisher changed the file)." + manual);
+    }
   }
   fs::rename(part, destination, ec);
   if (ec) throw FileError(destination.string() + ": cannot move the download into place: " + ec.message());

@@ -1,7 +1,7 @@
 #pragma once
 // Downloading one file over HTTP(S) (or file://) with libcurl, for the weights store
 // and, later, datasets: resume of a partial file, retries with exponential backoff,
-// SHA-256 verification, and an atomic rename into place, so that the destination path
+// SHA-256 or MD5 verification, and an atomic rename into place, so that the destination path
 // either holds the whole verified file or does not exist.
 //
 // While downloading, the bytes go to "<destination>.part"; an interrupted download
@@ -20,6 +20,8 @@ struct DownloadOptions {
   /// Expected SHA-256 as hex: the whole digest, or a prefix of at least 8 digits (what
   /// torchvision publishes in its file names). Empty: no check.
   std::string sha256;
+  /// Expected MD5 as 32 hex digits (what most datasets publish). Empty: no check.
+  std::string md5;
   /// Attempts in all; transient failures (connection lost, timeouts, HTTP 5xx, 408,
   /// 429) are retried, resuming what arrived. Other HTTP errors fail at once.
   int attempts = 4;
@@ -52,6 +54,10 @@ OOD_SDK_API DownloadResult download_file(const std::string& url, const std::file
 /// SHA-256 of a file as 64 lower-case hex digits (OpenSSL's EVP interface). Throws
 /// ood::FileError when it cannot be read.
 OOD_SDK_API std::string sha256_of_file(const std::filesystem::path& file);
+
+/// MD5 of a file as 32 lower-case hex digits (OpenSSL's EVP interface; MD5 only
+/// because the datasets publish it). Throws ood::FileError when it cannot be read.
+OOD_SDK_API std::string md5_of_file(const std::filesystem::path& file);
 
 /// Whether `actual` (a full hex digest) matches `expected` (a full digest or a prefix of
 /// at least 8 hex digits), ignoring case.

@@ -1,0 +1,81 @@
+// ImageNet-R(endition) (Hendrycks et al., "The Many Faces of Robustness"): 30000 renditions
+// (art, cartoons, graffiti, embroidery, sketches, toys, ...) of 200 ImageNet classes, a
+// test of robustness to a shift in style.
+//
+// As pytorch-ood's ImageNetR: the archive imagenet-r.tar (md5 checked) is extracted into
+// root and read with torchvision's DatasetFolder semantics from root/imagenet-r/<wnid>/:
+// files ending exactly in ".jpg" or ".JPEG" (case-sensitive), decoded as stored (no RGB
+// conversion), label = index of the wnid among the sorted class folders. The label is
+// not -1: pytorch-ood leaves marking OOD to the caller, here the set's role.
+#include "ood/data/dataset_params.hpp"
+#include "ood/data/image_files.hpp"
+#include "ood/download/resources.hpp"
+#include "ood/error.hpp"
+#include "ood/plugin.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kDataset = "imagenet-r";
+constexpr const char* kFolder = "imagenet-r";
+
+ood::download::DataSource source() {
+  ood::download::Resource archive;
+  archive.file_name = "imagenet-r.tar";
+  archive.urls = {"https://people.eecs.berkeley.edu/~hendrycks/imagenet-r.tar"};
+  archive.md5 = "a61312130a589d0ca1a8fca1f2bd3337";
+  return {kDataset, {archive}, {kFolder}};
+}
+
+std::shared_ptr<ood::Dataset> make_imagenet_r(const ood::Params& p, ood::Context& context) {
+  const fs::path root = ood::data::dataset_root(p, context);
+  ood::download::prepare(root, source(), p.get_bool("download"));
+  // pytorch-ood's is_valid_file is str.endswith(".jpg") or str.endswith(".JPEG"):
+  // ".jpeg" or ".JPG" files are not samples.
+  ood::data::ListOptions options;
+  options.extensions = {".jpg", ".JPEG"};
+  options.case_sensitive = true;
+  ood::data::FolderClasses folder;
+  try {
+    folder = ood::data::folder_classes(root / kFolder, options);
+  } catch (const ood::FileError& e) {
+    throw ood::FileError(std::string(kDataset) + ": " + e.what());
+  }
+  ood::data::ImageFilesOptions image_options;
+  image_options.dataset = kDataset;
+  image_options.classes = folder.classes;
+  image_options.folder = root / kFolder;
+  return ood::data::image_files_dataset(std::move(folder.files), std::move(folder.labels), image_options);
+}
+
+void register_components(ood::Registrar& registrar) {
+  ood::ComponentInfo info;
+  info.kind = ood::Kind::Dataset;
+  info.name = kDataset;
+  info.summary = "ImageNet-R: renditions of 200 ImageNet classes, label = class folder index";
+  info.paper = "Hendrycks, Basart, Mu, Kadavath, Wang, Dorundo, Desai, Zhu, Parajuli, Guo, Song, Steinhardt, "
+      "Gilmer, The Many Faces of Robustness: A Critical Analysis of Out-of-Distribution Generalization, ICCV "
+      "2021";
+  info.year = 2021;
+  info.doc =
+      "Samples: float32 [C, H, W] in [0, 1] as stored (JPEGs of varying size, no RGB conversion; use "
+      "resize or center-crop to batch them), label = index of the wnid among the sorted class folders "
+      "(0..199 for the full set; NOT the ImageNet-1k index and NOT -1, as pytorch-ood: an OOD set is marked "
+      "by its role in the pipeline). info().classes are the wnids.\n"
+      "Layout: root/imagenet-r/<wnid>/<file>, files ending exactly in .jpg or .JPEG (torchvision's "
+      "DatasetFolder order: classes sorted, files sorted).\n"
+      "Source: people.eecs.berkeley.edu/~hendrycks/imagenet-r.tar (md5 a61312130a589d0ca1a8fca1f2bd3337; "
+      "github.com/hendrycks/imagenet-r, MIT-licensed code; the images were collected from the web "
+      "and remain their owners': research use).";
+  info.params = {
+      ood::data::root_param("folder holding imagenet-r/ (or where to download it)"),
+      ood::ParamSpec::boolean("download", "download and extract the archive when the data is missing")
+          .default_value(false),
+  };
+  registrar.add_dataset(info, make_imagenet_r);
+}
+
+}  // namespace
+
+OOD_PLUGIN("imagenet-r", "ImageNet-R dataset", register_components)

@@ -1,0 +1,6 @@
+// libFuzzer target 'mat' (tools/dev.sh fuzz); see fuzz_entries.hpp.
+#include "fuzz_entries.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  return ood::fuzz::mat(data, size);
+}
