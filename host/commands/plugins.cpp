@@ -174,16 +174,24 @@ int cmd_describe(const std::vector<std::string>& args, GlobalOptions& global) {
   std::cout << "\nParameters:";
   if (c.info.params.empty()) std::cout << " none";
   std::cout << "\n";
+  // An enum longer than this (many choices) goes on its own line below its parameter,
+  // so that it does not widen the type column of every other row.
+  constexpr std::size_t kMaxTypeColumn = 32;
   std::size_t w_name = 4, w_type = 4, w_def = 7;
   for (const auto& p : c.info.params) {
     w_name = std::max(w_name, p.name().size());
-    w_type = std::max(w_type, p.type_description().size());
+    const std::string type = p.type_description();
+    if (type.size() <= kMaxTypeColumn || type.rfind("enum {", 0) != 0) w_type = std::max(w_type, type.size());
     w_def = std::max(w_def, default_text(p).size());
   }
-  for (const auto& p : c.info.params)
+  for (const auto& p : c.info.params) {
+    const std::string type = p.type_description();
+    const bool long_type = type.size() > kMaxTypeColumn && type.rfind("enum {", 0) == 0;
     std::cout << "  " << std::left << std::setw(static_cast<int>(w_name) + 2) << p.name()
-              << std::setw(static_cast<int>(w_type) + 2) << p.type_description()
+              << std::setw(static_cast<int>(w_type) + 2) << (long_type ? "enum" : type)
               << std::setw(static_cast<int>(w_def) + 2) << default_text(p) << p.doc() << "\n";
+    if (long_type) std::cout << "  " << std::string(w_name + 2, ' ') << type << "\n";
+  }
   return kExitOk;
 }
 

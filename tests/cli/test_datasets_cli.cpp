@@ -103,6 +103,14 @@ TEST(DatasetsCli, DataFetchDownloadsOnceAndReports) {
   r = ood("data fetch tiny-images-300k --root '" + (dir / "root").string() + "' -q", dir);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(served.requests("300K_random_images.npy"), 1);
+  {
+    // Without --root (and without "root" in a pipeline): $OOD_DATA_DIR.
+    ScopedEnvironment data_dir("OOD_DATA_DIR", (dir / "default-root").string());
+    r = ood("data fetch tiny-images-300k -q", dir);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_TRUE(fs::exists(dir / "default-root/300K_random_images.npy"));
+    EXPECT_TRUE(contains(r.output, (dir / "default-root").string())) << r.output;
+  }
 
   r = ood("data fetch tiny-image-300k --root x", dir);
   EXPECT_EQ(r.exit_code, 2);

@@ -7,50 +7,17 @@
 // sorted (pytorch-ood's order depends on the filesystem). The zip is on Google Drive,
 // which ood cannot download from (a confirmation page stands before large files): the
 // user puts it into root and `download: true` extracts it.
-#include "ood/data/dataset_params.hpp"
-#include "ood/data/image_files.hpp"
-#include "ood/download/resources.hpp"
-#include "ood/plugin.hpp"
+#include "ood/data/image_folder_set.hpp"
 
 namespace {
 
-namespace fs = std::filesystem;
-
-const char* const kDriveId = "1zfLfMvoUD0CUlKNnkk7LgxZZBnTBipdj";
-
-ood::download::DataSource source(const fs::path& root) {
-  ood::download::Resource archive;
-  archive.file_name = "iNaturalist.zip";
-  // No URL: Google Drive only, and no published checksum.
-  archive.extract_to = "iNaturalist";
-  archive.manual = std::string("Google Drive file ") + kDriveId + " (https://drive.google.com/uc?id=" + kDriveId +
-                   "; the file OpenOOD v1.5's scripts/download/download.py fetches as 'inaturalist') cannot be "
-                   "downloaded by ood: get it with a browser or gdown, put it into " + root.string() +
-                   "; then \"download\": true (or `ood data fetch`) extracts it into " +
-                   (root / "iNaturalist").string() + " (or extract it there yourself)";
-  return {"inaturalist", {archive}, {"iNaturalist/images"}};
-}
-
-std::shared_ptr<ood::Dataset> make_inaturalist(const ood::Params& p, ood::Context& context) {
-  const fs::path root = ood::data::dataset_root(p, context);
-  ood::download::prepare(root, source(root), p.get_bool("download"));
-  const fs::path folder = root / "iNaturalist" / "images";
-  std::vector<fs::path> files = ood::data::list_files(folder);
-  std::vector<std::int64_t> labels(files.size(), -1);
-  ood::data::ImageFilesOptions options;
-  options.dataset = "inaturalist";
-  options.folder = folder;
-  return ood::data::image_files_dataset(std::move(files), std::move(labels), options);
-}
-
-void register_components(ood::Registrar& registrar) {
-  ood::ComponentInfo info;
-  info.kind = ood::Kind::Dataset;
-  info.name = "inaturalist";
-  info.summary = "iNaturalist OOD subset (MOS / OpenOOD): 10000 plant images of non-ImageNet classes, OOD (label -1)";
-  info.paper = "Huang and Li, MOS: Towards Scaling Out-of-distribution Detection for Large Semantic Space, CVPR 2021";
-  info.year = 2021;
-  info.doc =
+ood::data::ImageFolderSet declare() {
+  ood::data::ImageFolderSet set;
+  set.info.name = "inaturalist";
+  set.info.summary = "iNaturalist OOD subset (MOS / OpenOOD): 10000 plant images of non-ImageNet classes, OOD (label -1)";
+  set.info.paper = "Huang and Li, MOS: Towards Scaling Out-of-distribution Detection for Large Semantic Space, CVPR 2021";
+  set.info.year = 2021;
+  set.info.doc =
       "Samples: float32 [C, H, W] in [0, 1] as stored (JPEGs of varying size; use to-rgb and resize or "
       "center-crop to batch them), label -1.\n"
       "Layout: root/iNaturalist/images/<file> (iNaturalist.zip extracted into root/iNaturalist, as "
@@ -59,14 +26,27 @@ void register_components(ood::Registrar& registrar) {
       "published checksum). Google Drive cannot be downloaded from automatically: put the zip into root "
       "and set download to true to extract it. Images from iNaturalist, under their owners' licences "
       "(mostly Creative Commons); research use.";
-  info.params = {
-      ood::data::root_param("folder holding iNaturalist/ (or the placed iNaturalist.zip)"),
-      ood::ParamSpec::boolean("download",
-                              "extract iNaturalist.zip placed in root when the data is missing (it cannot be "
-                              "downloaded automatically)")
-          .default_value(false),
+  set.root_doc = "folder holding iNaturalist/ (or the placed iNaturalist.zip)";
+  set.download_doc =
+      "extract iNaturalist.zip placed in root when the data is missing "
+      "(it cannot be downloaded automatically)";
+  set.source = [](const std::filesystem::path& root) {
+    ood::download::Resource archive;
+    archive.file_name = "iNaturalist.zip";
+    // No URL: Google Drive only, and no published checksum.
+    archive.extract_to = "iNaturalist";
+    archive.manual = ood::data::google_drive_manual(
+        "1zfLfMvoUD0CUlKNnkk7LgxZZBnTBipdj",
+        "; the file OpenOOD v1.5's scripts/download/download.py fetches as 'inaturalist'", root,
+        "extracts it into " + (root / "iNaturalist").string());
+    return ood::download::DataSource{"inaturalist", {archive}, {"iNaturalist/images"}};
   };
-  registrar.add_dataset(info, make_inaturalist);
+  set.folder = "iNaturalist/images";
+  return set;
+}
+
+void register_components(ood::Registrar& registrar) {
+  ood::data::add_image_folder_set(registrar, declare());
 }
 
 }  // namespace
