@@ -97,7 +97,7 @@ build_fuzzers() {
   local out="build-fuzz"
   mkdir -p "$out"
   local sources=(
-    sdk/src/error.cpp sdk/src/kind.cpp sdk/src/params.cpp sdk/src/tensor_dict.cpp sdk/src/interfaces.cpp
+    sdk/src/error.cpp sdk/src/kind.cpp sdk/src/params.cpp sdk/src/tensor_dict.cpp sdk/src/interfaces.cpp sdk/src/checks.cpp
     sdk/src/io/idx.cpp sdk/src/io/legacy_format.cpp sdk/src/io/pickle_reader.cpp
     sdk/src/io/pickle_writer.cpp sdk/src/io/torch_file.cpp sdk/src/io/zip_format.cpp
     core/src/pipeline.cpp core/src/validation.cpp core/src/registry.cpp core/src/suggest.cpp
