@@ -1,7 +1,8 @@
 #pragma once
-// Tests of image-folder datasets (ood/data/image_folder_set.hpp): miniature image trees
-// with known pixels, archived and served through $OOD_RESOURCES, and the checks a family
-// of such sets shares. Each dataset's test still builds its own real layout; the family
+// Tests of image datasets, image-folder sets (ood/data/image_folder_set.hpp) above all:
+// images with known pixels and the writers that put them into miniature trees (shared by
+// every image dataset's test), archived and served through $OOD_RESOURCES, and the checks
+// a family of such sets shares. Each dataset's test still builds its own real layout; the family
 // checks (ODIN sets, ImageNet-A/O/R) take only where that layout puts the images.
 #include <fstream>
 #include <memory>
@@ -38,6 +39,12 @@ inline void put_png(const fs::path& file, const at::Tensor& hwc) {
 inline void put_jpeg(const fs::path& file, const at::Tensor& hwc) {
   fs::create_directories(file.parent_path());
   io::write_jpeg(file, hwc);
+}
+
+/// A text file, its folder created first.
+inline void put_text(const fs::path& file, const std::string& text) {
+  fs::create_directories(file.parent_path());
+  std::ofstream(file) << text;
 }
 
 inline std::string params(const fs::path& root, bool download) {

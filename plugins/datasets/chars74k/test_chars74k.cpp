@@ -4,7 +4,7 @@
 // root/chars74k/.
 #include <fstream>
 
-#include "miniature_archives.hpp"
+#include "folder_set_test.hpp"
 #include "ood/error.hpp"
 #include "ood/io/image.hpp"
 #include "test_support.hpp"
@@ -13,12 +13,8 @@ namespace ood::test {
 namespace {
 
 namespace fs = std::filesystem;
-
-// Writes a PNG, creating its folder first.
-void write_png_file(const fs::path& file, const at::Tensor& hwc) {
-  fs::create_directories(file.parent_path());
-  io::write_png(file, hwc);
-}
+using folder_set::as_input;
+using folder_set::put_png;
 
 // An h x w RGB image whose pixel (y, x) is (value, y, x).
 at::Tensor pattern(std::int64_t value, std::int64_t h, std::int64_t w) {
@@ -29,8 +25,6 @@ at::Tensor pattern(std::int64_t value, std::int64_t h, std::int64_t w) {
   return img;
 }
 
-at::Tensor as_input(const at::Tensor& hwc) { return hwc.permute({2, 0, 1}).to(at::kFloat) / 255; }
-
 std::string params(const fs::path& root, bool download) {
   return R"({"root": ")" + root.string() + R"(", "download": )" + (download ? "true" : "false") + "}";
 }
@@ -40,12 +34,12 @@ TEST(Chars74k, DownloadsBothArchivesAndLabelsDenselyBySampleFolder) {
   const fs::path tree = dir / "tree";
   const fs::path good = tree / "English/Img/GoodImg";
   // Sample001 = '0', Sample011 = 'A', Sample062 = 'z'; written in reverse order.
-  write_png_file(good / "Bmp/Sample062/img062-00002.png", pattern(40, 3, 2));
-  write_png_file(good / "Bmp/Sample011/img011-00001.png", pattern(30, 2, 3));
-  write_png_file(good / "Bmp/Sample001/img001-00012.png", pattern(20, 4, 4));
-  write_png_file(good / "Bmp/Sample001/img001-00003.png", pattern(10, 3, 5));
-  write_png_file(good / "Msk/Sample001/img001-00003.png", pattern(255, 3, 5));  // masks: no samples
-  write_png_file(tree / "English/Img/BadImag/Bmp/Sample001/img001-00001.png", pattern(99, 2, 2));  // not read
+  put_png(good / "Bmp/Sample062/img062-00002.png", pattern(40, 3, 2));
+  put_png(good / "Bmp/Sample011/img011-00001.png", pattern(30, 2, 3));
+  put_png(good / "Bmp/Sample001/img001-00012.png", pattern(20, 4, 4));
+  put_png(good / "Bmp/Sample001/img001-00003.png", pattern(10, 3, 5));
+  put_png(good / "Msk/Sample001/img001-00003.png", pattern(255, 3, 5));  // masks: no samples
+  put_png(tree / "English/Img/BadImag/Bmp/Sample001/img001-00001.png", pattern(99, 2, 2));  // not read
   write_archive(dir / "EnglishImg.tgz", tree_entries(tree, "English"));
   // ListsTXT.tgz holds ListsTXT/list_English_Img.m and its siblings (OpenCV's TR_chars
   // documentation), beside English/ rather than inside it.
@@ -87,7 +81,7 @@ TEST(Chars74k, AllSixtyTwoFoldersKeepTheirLabels) {
   for (int n = 1; n <= 62; ++n) {
     char folder[16];
     std::snprintf(folder, sizeof folder, "Sample%03d", n);
-    write_png_file(root / "chars74k/English/Img/GoodImg/Bmp" / folder / "a.png", pattern(n, 1, 1));
+    put_png(root / "chars74k/English/Img/GoodImg/Bmp" / folder / "a.png", pattern(n, 1, 1));
   }
   auto chars = make_dataset("chars74k", params(root, false));
   ASSERT_EQ(chars->size(), 62);
@@ -120,8 +114,8 @@ TEST(Chars74k, MissingDataNamesBothArchives) {
 TEST(Chars74k, AFolderThatIsNoSampleFolderIsNamed) {
   for (const char* folder : {"Sample063", "Sample000", "Samples", "Extra"}) {
     const fs::path root = temp_dir("chars74k_bad_folder");
-    write_png_file(root / "chars74k/English/Img/GoodImg/Bmp/Sample001/a.png", pattern(1, 1, 1));
-    write_png_file(root / "chars74k/English/Img/GoodImg/Bmp" / folder / "a.png", pattern(1, 1, 1));
+    put_png(root / "chars74k/English/Img/GoodImg/Bmp/Sample001/a.png", pattern(1, 1, 1));
+    put_png(root / "chars74k/English/Img/GoodImg/Bmp" / folder / "a.png", pattern(1, 1, 1));
     try {
       make_dataset("chars74k", params(root, false));
       ADD_FAILURE() << "no error for " << folder;

@@ -3,6 +3,7 @@
 // beside them); nothing is downloaded.
 #include <fstream>
 
+#include "folder_set_test.hpp"
 #include "ood/error.hpp"
 #include "ood/io/image.hpp"
 #include "test_support.hpp"
@@ -11,12 +12,8 @@ namespace ood::test {
 namespace {
 
 namespace fs = std::filesystem;
-
-// Writes a PNG, creating its folder first.
-void write_png_file(const fs::path& file, const at::Tensor& hwc) {
-  fs::create_directories(file.parent_path());
-  io::write_png(file, hwc);
-}
+using folder_set::as_input;
+using folder_set::put_png;
 
 // An h x w image with `channels` channels; channel c of pixel (y, x) is 10 * index + 3 * c + y + x.
 at::Tensor pattern(std::int64_t index, std::int64_t h, std::int64_t w, std::int64_t channels) {
@@ -26,8 +23,6 @@ at::Tensor pattern(std::int64_t index, std::int64_t h, std::int64_t w, std::int6
   return at::stack(planes, 2).to(at::kByte);
 }
 
-at::Tensor as_input(const at::Tensor& hwc) { return hwc.permute({2, 0, 1}).to(at::kFloat) / 255; }
-
 std::string params(const fs::path& root, const std::string& split) {
   return R"({"root": ")" + root.string() + R"(", "split": ")" + split + R"("})";
 }
@@ -36,13 +31,13 @@ fs::path miniature_tree(const std::string& name) {
   const fs::path root = temp_dir(name);
   std::ofstream(root / "meta.bin") << "not read";  // torchvision's class-name cache
   // Written in reverse order: classes and files are sorted.
-  write_png_file(root / "train/n01443537/n01443537_10007.JPEG", pattern(4, 3, 3, 3));
-  write_png_file(root / "train/n01440764/n01440764_10043.JPEG", pattern(3, 4, 5, 4));  // RGBA
-  write_png_file(root / "train/n01440764/n01440764_10026.JPEG", pattern(2, 5, 4, 1));  // greyscale
-  write_png_file(root / "train/n01440764/extra/n01440764_9.png", pattern(1, 2, 2, 3));  // recursive, any case
+  put_png(root / "train/n01443537/n01443537_10007.JPEG", pattern(4, 3, 3, 3));
+  put_png(root / "train/n01440764/n01440764_10043.JPEG", pattern(3, 4, 5, 4));  // RGBA
+  put_png(root / "train/n01440764/n01440764_10026.JPEG", pattern(2, 5, 4, 1));  // greyscale
+  put_png(root / "train/n01440764/extra/n01440764_9.png", pattern(1, 2, 2, 3));  // recursive, any case
   std::ofstream(root / "train/n01440764/notes.txt") << "not an image";
-  write_png_file(root / "val/n01443537/ILSVRC2012_val_00000236.JPEG", pattern(6, 3, 4, 3));
-  write_png_file(root / "val/n01440764/ILSVRC2012_val_00000293.JPEG", pattern(5, 4, 3, 3));
+  put_png(root / "val/n01443537/ILSVRC2012_val_00000236.JPEG", pattern(6, 3, 4, 3));
+  put_png(root / "val/n01440764/ILSVRC2012_val_00000293.JPEG", pattern(5, 4, 3, 3));
   return root;
 }
 
@@ -102,7 +97,7 @@ TEST(ImageNet, MissingTreeSaysWhereToGetTheArchives) {
 
 TEST(ImageNet, ASplitWithoutClassFoldersIsNamed) {
   const fs::path root = temp_dir("imagenet_flat");
-  write_png_file(root / "val/ILSVRC2012_val_00000001.JPEG", pattern(0, 2, 2, 3));  // not yet sorted into wnids
+  put_png(root / "val/ILSVRC2012_val_00000001.JPEG", pattern(0, 2, 2, 3));  // not yet sorted into wnids
   try {
     make_dataset("imagenet", params(root, "val"));
     FAIL() << "no error";

@@ -1,7 +1,7 @@
 // inaturalist on a miniature of OpenOOD's iNaturalist.zip (images/<hash>.jpg at the top,
 // extracted into root/iNaturalist): served through $OOD_RESOURCES, which gives the
 // Google-Drive-only resource a URL, and placed by hand, as users must.
-#include "miniature_archives.hpp"
+#include "folder_set_test.hpp"
 #include "ood/error.hpp"
 #include "ood/io/image.hpp"
 #include "test_support.hpp"
@@ -10,27 +10,10 @@ namespace ood::test {
 namespace {
 
 namespace fs = std::filesystem;
-
-// A w x h RGB image whose pixel (y, x) is (10 * index, y, x).
-at::Tensor pattern(std::int64_t index, std::int64_t h, std::int64_t w) {
-  at::Tensor img = at::zeros({h, w, 3}, at::kByte);
-  img.select(2, 0).fill_(10 * index);
-  img.select(2, 1).copy_(at::arange(h).unsqueeze(1).expand({h, w}));
-  img.select(2, 2).copy_(at::arange(w).unsqueeze(0).expand({h, w}));
-  return img;
-}
-
-// io::write_png / write_jpeg into a folder created first.
-void put_png(const fs::path& file, const at::Tensor& hwc) {
-  fs::create_directories(file.parent_path());
-  io::write_png(file, hwc);
-}
-void put_jpeg(const fs::path& file, const at::Tensor& hwc) {
-  fs::create_directories(file.parent_path());
-  io::write_jpeg(file, hwc);
-}
-
-at::Tensor as_input(const at::Tensor& hwc) { return hwc.permute({2, 0, 1}).to(at::kFloat) / 255; }
+using folder_set::pattern;
+using folder_set::put_png;
+using folder_set::put_jpeg;
+using folder_set::as_input;
 
 // The zip, with PNG content in .jpg names for exact values and one real JPEG.
 fs::path write_zip(const fs::path& dir) {

@@ -4,7 +4,7 @@
 // a checksum, as the real one has none.
 #include <fstream>
 
-#include "miniature_archives.hpp"
+#include "folder_set_test.hpp"
 #include "ood/error.hpp"
 #include "ood/io/image.hpp"
 #include "test_support.hpp"
@@ -13,20 +13,14 @@ namespace ood::test {
 namespace {
 
 namespace fs = std::filesystem;
-
-// Writes a PNG, creating its folder first.
-void write_png_file(const fs::path& file, const at::Tensor& hwc) {
-  fs::create_directories(file.parent_path());
-  io::write_png(file, hwc);
-}
+using folder_set::as_input;
+using folder_set::put_png;
 
 // An h x w image with `channels` channels whose pixel (y, x) is value + y + x in each.
 at::Tensor pattern(std::int64_t value, std::int64_t h, std::int64_t w, std::int64_t channels = 3) {
   const at::Tensor ramp = at::arange(h).unsqueeze(1) + at::arange(w).unsqueeze(0) + value;
   return ramp.unsqueeze(2).expand({h, w, channels}).contiguous().to(at::kByte);
 }
-
-at::Tensor as_input(const at::Tensor& hwc) { return hwc.permute({2, 0, 1}).to(at::kFloat) / 255; }
 
 // A grey 0/255 mask [h, w, 1] with the given pixels set.
 at::Tensor mask(std::int64_t h, std::int64_t w, const std::vector<std::pair<int, int>>& defective, int value = 255) {
@@ -53,22 +47,22 @@ Miniature write_miniature(const fs::path& tree) {
   m.grid_bent_0 = mask(3, 3, {{2, 1}});
   std::ofstream(tree / "license.txt") << "CC BY-NC-SA 4.0\n";
   std::ofstream(tree / "readme.txt") << "MVTec AD\n";
-  write_png_file(tree / "bottle/train/good/000.png", pattern(10, 4, 5));
-  write_png_file(tree / "bottle/train/good/001.png", pattern(20, 4, 5));
-  write_png_file(tree / "bottle/test/good/000.png", pattern(30, 4, 5));
-  write_png_file(tree / "bottle/test/broken_large/001.png", pattern(50, 4, 5));
-  write_png_file(tree / "bottle/test/broken_large/000.png", pattern(40, 4, 5));
-  write_png_file(tree / "bottle/ground_truth/broken_large/001_mask.png", m.bottle_broken_1);
-  write_png_file(tree / "bottle/ground_truth/broken_large/000_mask.png", m.bottle_broken_0);
+  put_png(tree / "bottle/train/good/000.png", pattern(10, 4, 5));
+  put_png(tree / "bottle/train/good/001.png", pattern(20, 4, 5));
+  put_png(tree / "bottle/test/good/000.png", pattern(30, 4, 5));
+  put_png(tree / "bottle/test/broken_large/001.png", pattern(50, 4, 5));
+  put_png(tree / "bottle/test/broken_large/000.png", pattern(40, 4, 5));
+  put_png(tree / "bottle/ground_truth/broken_large/001_mask.png", m.bottle_broken_1);
+  put_png(tree / "bottle/ground_truth/broken_large/000_mask.png", m.bottle_broken_0);
   // A stray mask that pairing by sorted position would give to 001.png.
-  write_png_file(tree / "bottle/ground_truth/broken_large/000a_mask.png", mask(4, 5, {{0, 1}}));
-  write_png_file(tree / "grid/train/good/000.png", pattern(60, 3, 3, 1));  // grid is greyscale
-  write_png_file(tree / "grid/test/bent/000.png", pattern(70, 3, 3, 1));
-  write_png_file(tree / "grid/ground_truth/bent/000_mask.png", m.grid_bent_0);
+  put_png(tree / "bottle/ground_truth/broken_large/000a_mask.png", mask(4, 5, {{0, 1}}));
+  put_png(tree / "grid/train/good/000.png", pattern(60, 3, 3, 1));  // grid is greyscale
+  put_png(tree / "grid/test/bent/000.png", pattern(70, 3, 3, 1));
+  put_png(tree / "grid/ground_truth/bent/000_mask.png", m.grid_bent_0);
   // The other 13 categories, one good image per split each (value 100 + category).
   for (std::size_t c = 0; c < kOtherCategories.size(); ++c)
     for (const char* split : {"train", "test"})
-      write_png_file(tree / kOtherCategories[c] / split / "good/000.png", pattern(100 + c, 2, 2));
+      put_png(tree / kOtherCategories[c] / split / "good/000.png", pattern(100 + c, 2, 2));
   return m;
 }
 
@@ -147,10 +141,10 @@ TEST(MvtecAd, DownloadsWithoutChecksumAndMarksDefectivePixelsMinusOne) {
 
 TEST(MvtecAd, ADefectiveImageWithoutMaskIsNamed) {
   const fs::path root = temp_dir("mvtec_ad_no_mask");
-  write_png_file(root / "mvtech-ad/screw/test/scratch_head/000.png", pattern(0, 2, 2, 1));
-  write_png_file(root / "mvtech-ad/screw/test/scratch_head/001.png", pattern(0, 2, 2, 1));
-  write_png_file(root / "mvtech-ad/screw/ground_truth/scratch_head/000_mask.png", mask(2, 2, {}));
-  write_png_file(root / "mvtech-ad/screw/ground_truth/scratch_head/002_mask.png", mask(2, 2, {}));
+  put_png(root / "mvtech-ad/screw/test/scratch_head/000.png", pattern(0, 2, 2, 1));
+  put_png(root / "mvtech-ad/screw/test/scratch_head/001.png", pattern(0, 2, 2, 1));
+  put_png(root / "mvtech-ad/screw/ground_truth/scratch_head/000_mask.png", mask(2, 2, {}));
+  put_png(root / "mvtech-ad/screw/ground_truth/scratch_head/002_mask.png", mask(2, 2, {}));
   try {
     make_dataset("mvtec-ad", params(root, "test", R"(, "subset": "screw")"));
     FAIL() << "no error";
@@ -164,8 +158,8 @@ TEST(MvtecAd, ADefectiveImageWithoutMaskIsNamed) {
 
 TEST(MvtecAd, AMaskOfAnotherSizeIsNamedWhenRead) {
   const fs::path root = temp_dir("mvtec_ad_mask_size");
-  write_png_file(root / "mvtech-ad/tile/test/crack/000.png", pattern(0, 4, 4));
-  write_png_file(root / "mvtech-ad/tile/ground_truth/crack/000_mask.png", mask(4, 3, {}));
+  put_png(root / "mvtech-ad/tile/test/crack/000.png", pattern(0, 4, 4));
+  put_png(root / "mvtech-ad/tile/ground_truth/crack/000_mask.png", mask(4, 3, {}));
   auto tile = make_dataset("mvtec-ad", params(root, "test"));
   try {
     tile->get(0);

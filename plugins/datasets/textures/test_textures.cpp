@@ -2,7 +2,7 @@
 // labels/ and imdb/ folders the real one has), served through $OOD_RESOURCES.
 #include <fstream>
 
-#include "miniature_archives.hpp"
+#include "folder_set_test.hpp"
 #include "ood/error.hpp"
 #include "ood/io/image.hpp"
 #include "test_support.hpp"
@@ -11,15 +11,7 @@ namespace ood::test {
 namespace {
 
 namespace fs = std::filesystem;
-
-// A w x h RGB image whose pixel (y, x) is (10 * index, y, x).
-at::Tensor pattern(std::int64_t index, std::int64_t h, std::int64_t w) {
-  at::Tensor img = at::zeros({h, w, 3}, at::kByte);
-  img.select(2, 0).fill_(10 * index);
-  img.select(2, 1).copy_(at::arange(h).unsqueeze(1).expand({h, w}));
-  img.select(2, 2).copy_(at::arange(w).unsqueeze(0).expand({h, w}));
-  return img;
-}
+using folder_set::pattern;
 
 TEST(Textures, DownloadsTheArchiveAndReadsEveryImageAsOod) {
   const fs::path dir = temp_dir("textures");
