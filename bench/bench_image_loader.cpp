@@ -18,7 +18,11 @@
 //     processes), which a loaded machine changes much less than the throughput, and
 //     cores_used = images/s x CPU s per image: on an idle machine about 1 with one
 //     worker and 2 with two; far less means other processes held the cores; and
-//     ood's decode alone (no transforms).
+//     ood's decode alone (no transforms);
+//   - evaluation: $OOD_BENCH_EVAL_IMAGES (default 256) of the images scored by
+//     core::Evaluator with ResNet-18 (random weights, 1000 classes) and max-softmax,
+//     1 and 2 loader workers: the share of the scoring time the model waited for data
+//     (goal < 5%), beside torchvision's DataLoader + resnet18 loop timed the same way.
 // LibTorch runs 1 intra-op thread (the loader's threads are the parallelism measured);
 // the loader's consumer thread only takes the batches. Usage:
 //   bench_image_loader [PYTHON_SCRIPT]   (default: the source tree's bench_image_loader.py)
@@ -40,6 +44,7 @@
 
 #include "ood/core/build_context.hpp"
 #include "ood/core/data_loader.hpp"
+#include "ood/core/evaluator.hpp"
 #include "ood/core/plugin_loader.hpp"
 #include "ood/core/progress.hpp"
 #include "ood/core/validation.hpp"
@@ -149,7 +154,38 @@ void measure(const char* label, const std::shared_ptr<const Dataset>& dataset,
   std::fflush(stdout);
 }
 
-int run_python(const std::string& script, const fs::path& folder) {
+// The share of an evaluation's scoring time the model waits for data: the Evaluator
+// scores `samples` images of the folder with `model` and one detector (max-softmax), its
+// loader running `workers` threads; seconds_waiting_for_data() is the time its thread
+// spent in the loader's next(). Best (lowest share) of 2 passes per setting.
+void measure_evaluation(core::BuildContext& ctx, const core::Registry& registry,
+                        const std::shared_ptr<const Dataset>& dataset,
+                        const std::vector<std::shared_ptr<const Augmentation>>& transforms, std::int64_t samples) {
+  std::shared_ptr<Model> model = ctx.make_model(spec(registry, Kind::Model, "resnet", R"({"depth": 18})"));
+  std::vector<core::NamedDetector> detectors = {
+      {"msp", ctx.make_detector(spec(registry, Kind::Detector, "max-softmax", "{}")), false, ""}};
+  for (std::int64_t workers = 1; workers <= 2; ++workers) {
+    double best_share = 2, best_wall = 0;
+    for (int rep = 0; rep < 2; ++rep) {
+      core::EvaluatorOptions options;
+      options.batch_size = kBatch;
+      options.workers = workers;
+      options.max_samples = samples;
+      core::Evaluator evaluator(model, detectors, transforms, options);
+      const auto t0 = std::chrono::steady_clock::now();
+      evaluator.score(core::EvalSet{"in", "/bench", dataset}, false);
+      const double wall = seconds_since(t0);
+      const double share = evaluator.seconds_waiting_for_data() / wall;
+      if (share < best_share) best_share = share, best_wall = wall;
+    }
+    std::printf("ood_eval model=resnet18 workers=%lld images=%lld images_per_s=%.1f waiting_for_data=%.1f%%%s\n",
+                static_cast<long long>(workers), static_cast<long long>(samples),
+                static_cast<double>(samples) / best_wall, 100 * best_share, " (goal < 5%)");
+    std::fflush(stdout);
+  }
+}
+
+int run_python(const std::string& script, const fs::path& folder, std::int64_t eval_images) {
   const char* python = "/usr/bin/python3";
   if (!fs::exists(python) || !fs::exists(script)) {
     std::printf("SKIPPED torchvision: %s or %s not found\n", python, script.c_str());
@@ -214,7 +250,11 @@ int main(int argc, char** argv) {
   // Decoding alone (to float [3, 256, 256]), to show what the resize costs.
   measure("ood_decode_only", dataset, {}, kSide, 2, "");
 
-  const int status = run_python(script, folder);
+  const char* eval_env = std::getenv("OOD_BENCH_EVAL_IMAGES");
+  const std::int64_t eval_images = std::min<std::int64_t>(count, eval_env ? std::atoll(eval_env) : 256);
+  measure_evaluation(ctx, registry, dataset, transforms, eval_images);
+
+  const int status = run_python(script, folder, eval_images);
   std::printf("loadavg_end=%s\n", loadavg().c_str());
   return status == 0 ? 0 : 1;
 }

@@ -51,6 +51,13 @@ void Evaluator::prefetch(Views& views) const {
   if (!layers_.empty()) views.prefetch_layers(layers_);
 }
 
+std::optional<Batch> Evaluator::next_batch(DataLoader& loader) {
+  const auto start = std::chrono::steady_clock::now();
+  std::optional<Batch> batch = loader.next();
+  seconds_waiting_ += seconds_since(start);
+  return batch;
+}
+
 LoaderOptions Evaluator::loader_options(const EvalSet& set) const {
   LoaderOptions lo;
   lo.batch_size = options_.batch_size;
@@ -71,7 +78,7 @@ void Evaluator::fit(const EvalSet& fit_set) {
   DataLoader loader(fit_set.dataset, transforms_, loader_options(fit_set));
   Progress progress("fit on " + fit_set.name, loader.num_batches());
   at::NoGradGuard no_grad;
-  while (auto batch = loader.next()) {
+  while (auto batch = next_batch(loader)) {
     Views views(*model_, batch->inputs.to(options_.device));
     prefetch(views);
     const at::Tensor fit_labels = batch->targets.to(options_.device, at::kLong);
@@ -108,7 +115,7 @@ SetScores Evaluator::score(const EvalSet& set, bool ood) {
   std::vector<at::Tensor> labels, indices;
   Progress progress("score " + set.name, loader.num_batches());
   at::NoGradGuard no_grad;
-  while (auto batch = loader.next()) {
+  while (auto batch = next_batch(loader)) {
     const std::int64_t n = batch->inputs.size(0);
     // One Views per batch: the first detector that asks for logits or features runs
     // the model, every other detector reuses the cached result.
@@ -169,9 +176,11 @@ EvaluationResult Evaluator::evaluate(const EvalSet& in, const std::vector<EvalSe
   EvaluationResult result;
   for (const auto& d : detectors_) result.detectors.push_back(d.name);
   const auto start = std::chrono::steady_clock::now();
+  const double waited_before = seconds_waiting_;
   result.in = score(in, false);
   for (const auto& set : out) result.out.push_back(score(set, true));
   result.seconds_score = seconds_since(start);
+  result.seconds_score_waiting_for_data = seconds_waiting_ - waited_before;
   for (const auto& o : result.out) {
     std::vector<OODMetricValues> row;
     for (std::size_t d = 0; d < detectors_.size(); ++d) {

@@ -253,6 +253,13 @@ RunSummary run_pipeline(const Pipeline& pipeline, const Registry& registry, cons
     meta["samples"] = sizes;
     meta["seconds_fit"] = result.seconds_fit;
     meta["seconds_score"] = result.seconds_score;
+    meta["seconds_score_waiting_for_data"] = result.seconds_score_waiting_for_data;
+    const double waiting_share =
+        result.seconds_score > 0 ? result.seconds_score_waiting_for_data / result.seconds_score : 0.0;
+    spdlog::info("scoring took {:.1f} s, {:.0f}% of it waiting for data{}", result.seconds_score,
+                 100 * waiting_share,
+                 waiting_share > 0.25 ? ": the data loader sets the pace (raise evaluate.workers if cores are idle)"
+                                      : "");
     meta["pipeline_normalized"] = pipeline.normalized;
     if (result.any_failed()) {
       json failed = json::object();

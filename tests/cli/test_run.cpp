@@ -100,6 +100,9 @@ TEST(Run, IssuePipelineMatchesPytorchOod) {
     EXPECT_NEAR(m["FPR95TPR"].get<double>(), theirs.fpr95tpr, 1e-6) << name;
   }
   EXPECT_EQ(metrics["_meta"]["samples"]["in"], 64);
+  const double waited = metrics["_meta"]["seconds_score_waiting_for_data"].get<double>();
+  EXPECT_GE(waited, 0.0);
+  EXPECT_LE(waited, metrics["_meta"]["seconds_score"].get<double>());
   EXPECT_TRUE(fs::exists(dir / "res" / "metrics.md"));
 }
 

@@ -4,6 +4,9 @@
 
 #include <ATen/ATen.h>
 
+#include <chrono>
+#include <thread>
+
 #include "ood/core/evaluator.hpp"
 #include "ood/core/results.hpp"
 #include "ood/error.hpp"
@@ -111,6 +114,47 @@ TEST(Evaluator, OneForwardPerBatchForAllDetectors) {
   ASSERT_EQ(result.metrics[0].size(), 4u);
   EXPECT_EQ(result.in.scores[0].size(0), 20);
   EXPECT_EQ(result.out[0].scores[3].size(0), 12);
+}
+
+// A dataset whose samples take `delay` each to read.
+class SlowDataset final : public Dataset {
+ public:
+  SlowDataset(std::shared_ptr<const Dataset> inner, std::chrono::milliseconds delay)
+      : inner_(std::move(inner)), delay_(delay) {}
+  std::int64_t size() const override { return inner_->size(); }
+  Sample get(std::int64_t i) const override {
+    std::this_thread::sleep_for(delay_);
+    return inner_->get(i);
+  }
+  DatasetInfo info() const override { return {}; }
+
+ private:
+  std::shared_ptr<const Dataset> inner_;
+  std::chrono::milliseconds delay_;
+};
+
+TEST(Evaluator, CountsTheTimeScoringWaitsForData) {
+  auto model = std::make_shared<CountingModel>();
+  EvaluatorOptions o;
+  o.batch_size = 2;
+  o.workers = 1;
+  Evaluator ev(model, four_logit_detectors(), {}, o);
+  // 6 + 4 samples of 15 ms each, read one after the other by one worker (started with
+  // each set's loader) while the model takes microseconds: nearly all of the scoring,
+  // about 10 x 15 ms, is waiting.
+  const auto slow = [](std::int64_t n, float shift, std::int64_t label) {
+    return std::make_shared<SlowDataset>(data(n, shift, label), std::chrono::milliseconds(15));
+  };
+  const auto result = ev.evaluate({"in", "/data/in", slow(6, 0, 0)}, {{"far", "/data/out/far", slow(4, 3, -1)}});
+  EXPECT_GE(result.seconds_score_waiting_for_data, 0.1);
+  EXPECT_LE(result.seconds_score_waiting_for_data, result.seconds_score);
+  EXPECT_DOUBLE_EQ(ev.seconds_waiting_for_data(), result.seconds_score_waiting_for_data);
+
+  // Data in memory: the waits are what they are, never more than the scoring itself.
+  Evaluator fast(model, four_logit_detectors(), {}, o);
+  const auto quick = fast.evaluate({"in", "/data/in", data(6, 0, 0)}, {{"far", "/data/out/far", data(4, 3, -1)}});
+  EXPECT_GE(quick.seconds_score_waiting_for_data, 0.0);
+  EXPECT_LE(quick.seconds_score_waiting_for_data, quick.seconds_score);
 }
 
 TEST(Evaluator, ScoresAreInDatasetOrderAndEqualDirectComputation) {

@@ -4,6 +4,7 @@
 #include <ATen/Tensor.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,10 @@ struct EvaluationResult {
   bool any_failed() const;
   double seconds_fit = 0;
   double seconds_score = 0;
+  /// Of seconds_score, the time the scoring thread waited for the data loader's next
+  /// batch (reading, decoding and transforming not hidden behind the model): a large
+  /// share says the loader, not the model, sets the pace (raise evaluate.workers).
+  double seconds_score_waiting_for_data = 0;
 };
 
 /// One detector's failure does not discard the others' results: fit() and score()
@@ -73,6 +78,8 @@ class Evaluator {
   void fit(const EvalSet& fit_set);
   /// Why each detector failed so far ("" for healthy ones), in detector order.
   const std::vector<std::string>& failures() const { return failures_; }
+  /// The time fit() and score() waited for the loader's next batch so far.
+  double seconds_waiting_for_data() const { return seconds_waiting_; }
   /// Scores one set with every detector.
   SetScores score(const EvalSet& set, bool ood);
   /// Scores the ID set and every OOD set, then computes the metrics of each OOD set
@@ -83,12 +90,15 @@ class Evaluator {
   LoaderOptions loader_options(const EvalSet& set) const;
   /// One Views for a batch, with every layer the detectors need computed together.
   void prefetch(Views& views) const;
+  /// loader.next(), its wait added to seconds_waiting_.
+  std::optional<Batch> next_batch(DataLoader& loader);
   std::shared_ptr<Model> model_;
   std::vector<NamedDetector> detectors_;
   std::vector<std::shared_ptr<const Augmentation>> transforms_;
   EvaluatorOptions options_;
   std::vector<std::string> layers_;  // union of the detectors' intermediate layers
   std::vector<std::string> failures_;
+  double seconds_waiting_ = 0;
   void fail(std::size_t d, const std::string& what);
 };
 
