@@ -39,6 +39,19 @@ if [ "$(option pkgconfig.relocatable)" != "True" ]; then
   exit 77
 fi
 
+# A sanitizer build (tools/dev.sh sanitize) installs libraries that need the sanitizer
+# runtimes loaded first. The third-party projects below are built as their authors would
+# build them, without sanitizer flags, so their programs (the scaffolds' tests) get the
+# runtimes preloaded; the sanitized ood and libraries still check everything they run.
+sanitize=$(option b_sanitize)
+if [ "$sanitize" != "none" ]; then
+  preload=""
+  case "$sanitize" in *address*) preload="$(${CXX:-c++} -print-file-name=libasan.so)" ;; esac
+  case "$sanitize" in *undefined*) preload="$preload $(${CXX:-c++} -print-file-name=libubsan.so)" ;; esac
+  export LD_PRELOAD="${preload# }"
+  step "sanitizer build ($sanitize): LD_PRELOAD=$LD_PRELOAD"
+fi
+
 work=$(mktemp -d "${TMPDIR:-/tmp}/ood-sdk-install.XXXXXX")
 if [ "${KEEP_WORK:-0}" = 1 ]; then echo "scratch directory: $work"; else trap 'rm -rf "$work"' EXIT; fi
 stage="$work/stage"
