@@ -12,6 +12,9 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
 build_dir="${BUILD_DIR:-build}"
+# ccache caches compiles that use a precompiled header (the test programs',
+# tests/pch/tests_pch.hpp) only with this sloppiness; without it they always compile.
+export CCACHE_SLOPPINESS="${CCACHE_SLOPPINESS:-pch_defines,time_macros}"
 
 # Debian packages the build, the tests and the demo need.
 packages=(
