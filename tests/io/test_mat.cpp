@@ -215,6 +215,22 @@ TEST(MatFile, BrokenFiles) {
       expect_file_error([&] { read_mat_variable(cut, "X"); }, {cut.string()});
     }
   }
+  // A dimensions part declaring 4 GiB inside a small matrix (a file found by fuzzing made
+  // libmatio allocate that much): refused before libmatio reads it.
+  {
+    const fs::path whole = dir / "whole.mat";
+    ASSERT_TRUE(write_mat(whole, MAT_FT_MAT5, [&](mat_t* m) { write_svhn_like(m, MAT_COMPRESSION_NONE); }));
+    std::ifstream in(whole, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // Header 128 bytes, the matrix tag 8, its array-flags part 16: the dimensions part's
+    // tag is at byte 152, its byte count at 156 (little-endian file).
+    ASSERT_EQ(bytes[152], 5);  // miINT32
+    bytes.replace(156, 4, std::string("\xf0\xff\xff\xff", 4));
+    const fs::path corrupt = dir / "huge-dims.mat";
+    std::ofstream(corrupt, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    expect_file_error([&] { read_mat_variable(corrupt, "X"); },
+                      {corrupt.string(), "corrupt .mat file: the part at byte 152 declares 4294967280 bytes"});
+  }
   // The same for 7.3 (HDF5) files, when libmatio has HDF5.
   const fs::path whole73 = dir / "whole73.mat";
   if (write_mat(whole73, MAT_FT_MAT73, [](mat_t* m) { write_svhn_like(m, MAT_COMPRESSION_NONE); })) {

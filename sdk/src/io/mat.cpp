@@ -114,6 +114,34 @@ std::string dims_text(const matvar_t& var) {
 // top-level data element (one per variable, compressed or not) must fit in the file.
 // A cut download fails here instead of yielding zeroed images. MAT 7.3 files are HDF5,
 // which checks its own structure; MAT 4 files have no such header and are left to matio.
+constexpr std::uint32_t kMiMatrix = 14;
+
+// The parts of an uncompressed miMATRIX element in [begin, end) (array flags,
+// dimensions, name, data; nested matrices of cells and structs) must each fit in it:
+// libmatio allocates what a part declares before reading it, so a corrupt dimensions
+// part of 4 GiB in a 300-byte file would be allocated (found by fuzzing).
+template <typename U32>
+void check_matrix_parts(std::ifstream& in, const fs::path& file, std::uint64_t begin, std::uint64_t end, const U32& u32,
+                        int depth) {
+  if (depth > 32) fail(file, "corrupt .mat file: matrices nested deeper than 32 levels");
+  for (std::uint64_t pos = begin; pos + 8 <= end;) {
+    unsigned char tag[8];
+    in.seekg(static_cast<std::streamoff>(pos));
+    if (!in.read(reinterpret_cast<char*>(tag), sizeof tag)) fail(file, "read error");
+    const std::uint32_t type = u32(tag);
+    if (type >> 16) {  // compact form: tag and data in 8 bytes
+      pos += 8;
+      continue;
+    }
+    const std::uint64_t nbytes = u32(tag + 4);
+    if (nbytes > end - pos - 8)
+      fail(file, "corrupt .mat file: the part at byte " + std::to_string(pos) + " declares " + std::to_string(nbytes) +
+                     " bytes, its matrix has " + std::to_string(end - pos - 8) + " more");
+    if (type == kMiMatrix) check_matrix_parts(in, file, pos + 8, pos + 8 + nbytes, u32, depth + 1);
+    pos += 8 + (nbytes + 7) / 8 * 8;  // parts are padded to 8 bytes
+  }
+}
+
 void check_mat5_elements(const fs::path& file, std::uint64_t file_size) {
   std::ifstream in(file, std::ios::binary);
   unsigned char header[128];
@@ -150,6 +178,7 @@ void check_mat5_elements(const fs::path& file, std::uint64_t file_size) {
       fail(file, "truncated .mat file: the data element at byte " + std::to_string(pos) + " declares " +
                      std::to_string(nbytes) + " bytes, the file has " + std::to_string(left - 8) +
                      " more (incomplete download?)");
+    if (type == kMiMatrix) check_matrix_parts(in, file, pos + 8, pos + 8 + nbytes, u32, 0);
     pos += 8 + nbytes;
   }
 }
